@@ -1,0 +1,141 @@
+"""Windows of a sequence dataset, gathered lazily so that data is held once.
+
+A series becomes windows by index arithmetic: window i reads rows
+``starts[i] .. starts[i] + window - 1`` and its target sits ``horizon`` rows after
+the last of them. Training and validation windows share one copy of the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Windows:
+    """The input sequences and targets of one split.
+
+    ``starts is None`` means ``inputs`` is already windowed ``(samples, steps, features)``
+    and ``targets`` is ``(samples, ...)``; otherwise both are row tables of a series.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    starts: torch.Tensor | None = None
+    window: int = 0
+    horizon: int = 0
+    lengths: torch.Tensor | None = None
+    _offsets: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._offsets = torch.arange(self.window)
+
+    def __len__(self) -> int:
+        return len(self.starts) if self.starts is not None else len(self.inputs)
+
+    @property
+    def steps(self) -> int:
+        return self.window if self.starts is not None else self.inputs.shape[1]
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Inputs ``(B, steps, features)``, targets and lengths of windows ``idx``."""
+        lengths = self.lengths[idx] if self.lengths is not None else None
+        if self.starts is None:
+            return self.inputs[idx], self.targets[idx], lengths
+        s = self.starts[idx]
+        rows = s[:, None] + self._offsets
+        return self.inputs[rows], self.targets[s + (self.window - 1 + self.horizon)], lengths
+
+    def all(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        return self.batch(torch.arange(len(self)))
+
+    def subset(self, idx: torch.Tensor) -> "Windows":
+        """The same windows restricted to ``idx`` (shares the underlying rows)."""
+        if self.starts is not None:
+            return Windows(self.inputs, self.targets, self.starts[idx], self.window, self.horizon)
+        lengths = self.lengths[idx] if self.lengths is not None else None
+        return Windows(self.inputs[idx], self.targets[idx], None, 0, 0, lengths)
+
+    def to(self, device: torch.device | str) -> "Windows":
+        move = (lambda t: None if t is None else t.to(device))
+        return Windows(move(self.inputs), move(self.targets), move(self.starts), self.window, self.horizon, move(self.lengths))
+
+    def input_rows(self) -> np.ndarray:
+        """Every input step these windows feed the model, as rows ``(n, features)``.
+
+        Padding (steps past ``lengths``) is left out; a series row is counted once.
+        """
+        if self.starts is not None:
+            used = torch.zeros(len(self.inputs), dtype=torch.bool)
+            for k in range(self.window):  # window is small; avoids a (N, window) index
+                used[self.starts + k] = True
+            return self.inputs[used].numpy()
+        x = self.inputs
+        if self.lengths is None:
+            return x.reshape(-1, x.shape[-1]).numpy()
+        mask = torch.arange(x.shape[1])[None, :] < self.lengths[:, None]
+        return x[mask].numpy()
+
+    def target_values(self) -> np.ndarray:
+        """The targets of these windows, one entry per window (and step, if per-step)."""
+        if self.starts is None:
+            return self.targets.numpy()
+        return self.targets[self.starts + (self.window - 1 + self.horizon)].numpy()
+
+
+@dataclass
+class AffineMap:
+    """``original = scaled * scale + offset``, per target column."""
+
+    offset: np.ndarray
+    scale: np.ndarray
+
+    def invert(self, values: torch.Tensor) -> torch.Tensor:
+        return values * torch.as_tensor(self.scale, dtype=values.dtype, device=values.device) + torch.as_tensor(
+            self.offset, dtype=values.dtype, device=values.device
+        )
+
+
+@dataclass
+class SequenceData:
+    """Everything the model is fed, split into training and validation windows."""
+
+    train: Windows
+    val: Windows
+    task: str
+    feature_names: list[str]
+    target_names: list[str]
+    classes: list[str] | None = None
+    per_step: bool = False
+    horizon: int = 1
+    target_scaler: AffineMap | None = None
+    split: str = "temporal"
+    # The target series as the model is fed it, one array per series, for
+    # autocorrelation and stationarity; None for data that came already windowed.
+    series: list[np.ndarray] | None = None
+    # Rows of each series that are training rows (same order as ``series``).
+    series_train_rows: list[int] | None = None
+    source: dict = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def steps(self) -> int:
+        return self.train.steps
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "multiclass":
+            return len(self.classes or [])
+        if self.task == "binary":
+            return 1
+        return len(self.target_names)
+
+    def to(self, device: torch.device | str) -> "SequenceData":
+        out = SequenceData(**{**self.__dict__})
+        out.train, out.val = self.train.to(device), self.val.to(device)
+        return out

@@ -1,0 +1,90 @@
+"""The examination: Setup -> Inspect -> Probe -> Judge -> Rank -> Report."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterable
+
+from lstm_doctor.budget import get_budget
+from lstm_doctor.errors import InputError
+from lstm_doctor.inspect import inspect_setup
+from lstm_doctor.probes import PIPELINE, ProbeContext
+from lstm_doctor.rank import rank
+from lstm_doctor.report import Report
+from lstm_doctor.rules import judge
+from lstm_doctor.setups import Setup, load_setup
+from lstm_doctor.symptom import judge_symptom
+
+
+def describe_setup(setup: Setup) -> dict[str, Any]:
+    """The setup as given, for the report."""
+    if setup.config is not None:
+        return setup.config.model_dump(mode="json")
+    return {"epochs": setup.epochs, "batch_size": setup.batch_size, "clip_norm": setup.clip_norm, "seed": setup.seed,
+            "loss": setup.objective.name, "task": setup.data.task}
+
+
+def examine(
+    setup_or_path: Setup | str | Path,
+    *,
+    budget: str = "quick",
+    treat: bool = False,
+    time_limit: float | None = None,
+    ignore: Iterable[str] = (),
+    progress: bool = False,
+    **overrides: Any,
+) -> Report:
+    """Examine a setup and return the ranked findings.
+
+    ``setup_or_path`` is a :class:`Setup` or the path of a setup file (then
+    ``overrides`` such as ``window=24`` apply as on the command line). The run is
+    cut short at ``time_limit`` seconds or by Ctrl-C; the report then has
+    ``status == "incomplete"`` and holds whatever was found.
+
+    >>> report = examine("setup.yaml", budget="quick")  # doctest: +SKIP
+    >>> report.findings[0].code  # doctest: +SKIP
+    'D102'
+    """
+    t0 = time.perf_counter()
+    plan = get_budget(budget)
+    setup = setup_or_path if isinstance(setup_or_path, Setup) else load_setup(setup_or_path, **overrides)
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    report = Report(setup=describe_setup(setup))
+    timing: dict[str, float] = {}
+    ctx = ProbeContext(setup, plan, deadline=deadline, progress=progress)
+    try:
+        t = time.perf_counter()
+        ctx.evidence.update(inspect_setup(setup))
+        timing["inspect_s"] = time.perf_counter() - t
+        for name, probe in PIPELINE:
+            if ctx.time_left() <= 0:
+                report.status = "incomplete"
+                report.notes.append(f"Time limit reached before the {name} probe.")
+                break
+            t = time.perf_counter()
+            try:
+                probe(ctx)
+            except InputError:
+                raise
+            except Exception as err:  # a failing probe is recorded; the report is still written
+                report.status = "incomplete"
+                report.notes.append(f"The {name} probe failed: {type(err).__name__}: {err}")
+                if os.environ.get("LSTM_DOCTOR_DEBUG"):
+                    traceback.print_exc()
+            timing[f"{name}_s"] = time.perf_counter() - t
+            if ctx.evidence.get("stopped") == "time-limit":
+                report.status = "incomplete"
+                report.notes.append("Time limit reached during training; the curves are partial.")
+    except KeyboardInterrupt:
+        report.status = "incomplete"
+        report.notes.append("Interrupted; the report holds what was measured until then.")
+    report.findings = rank(judge(ctx.evidence, ignore=ignore))
+    report.symptom = judge_symptom(ctx.evidence)
+    report.baselines = ctx.evidence.get("baselines", {})
+    report.probes = ctx.plots
+    timing["total_s"] = time.perf_counter() - t0
+    report.timing = {k: round(v, 3) for k, v in timing.items()}
+    return report

@@ -1,0 +1,21 @@
+"""Probes: measurements that need forward/backward passes or fitting. They never judge.
+
+``PIPELINE`` lists them in the order they run; each takes a :class:`ProbeContext`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from lstm_doctor.probes.baselines import baselines
+from lstm_doctor.probes.context import ProbeContext
+from lstm_doctor.probes.training_run import training_run
+
+Probe = Callable[[ProbeContext], None]
+
+PIPELINE: list[tuple[str, Probe]] = [
+    ("baselines", baselines),
+    ("training_run", training_run),
+]
+
+__all__ = ["PIPELINE", "Probe", "ProbeContext"]

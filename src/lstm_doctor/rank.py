@@ -1,0 +1,52 @@
+"""Ranking: order findings so that a root cause comes before the effects it explains.
+
+One place holds the causal order: ``CAUSES_BEFORE[a]`` lists codes that ``a``
+explains, so ``a`` ranks above each of them when both are present. Among findings
+not ordered by cause, severity, then confidence decide.
+"""
+
+from __future__ import annotations
+
+from lstm_doctor.findings import Finding
+
+# cause -> the codes it explains (its consequences)
+CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
+    # Broken data explains everything downstream of it.
+    "D101": ("D102", "D103", "D104", "D106", "D110", "T301", "T302", "T304", "T307", "T309", "T313"),
+    # No learnable signal: nothing that tunes training can help.
+    "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M206", "T301", "T302", "T303", "T305", "T307", "T309", "T312"),
+    "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T313", "M206"),
+    "D104": ("T301", "T302", "T304", "T307", "T313"),
+    "M208": ("D110", "T307", "T309", "T303"),
+    "M201": ("T307", "T309", "T313", "D111"),
+    "T301": ("T304", "T305", "T306", "T307"),
+    "D112": ("M209", "M203", "T307"),
+    "M209": ("T307", "T309"),
+    "T310": ("T301", "T304", "T307"),
+    "M212": ("T302", "T307", "T309", "T306"),
+}
+
+
+def _explains(a: str, b: str, seen: frozenset[str] = frozenset()) -> bool:
+    """True when ``a`` explains ``b`` directly or through a chain of causes."""
+    direct = CAUSES_BEFORE.get(a, ())
+    if b in direct:
+        return True
+    return any(_explains(c, b, seen | {a}) for c in direct if c not in seen and c != a)
+
+
+def rank(findings: list[Finding]) -> list[Finding]:
+    """Findings ordered root cause first, with ``rank`` set from 1."""
+    ordered = sorted(findings, key=lambda f: (f.severity_level, -f.confidence, f.code))
+    # Stable topological pass: repeatedly take the first finding that nothing
+    # remaining explains.
+    result: list[Finding] = []
+    remaining = list(ordered)
+    while remaining:
+        codes = [f.code for f in remaining]
+        pick = next((f for f in remaining if not any(_explains(c, f.code) for c in codes if c != f.code)), remaining[0])
+        remaining.remove(pick)
+        result.append(pick)
+    for i, f in enumerate(result, start=1):
+        f.rank = i
+    return result

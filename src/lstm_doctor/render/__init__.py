@@ -1,0 +1,1 @@
+"""Renderers: show a Report. They read report data only and compute nothing."""

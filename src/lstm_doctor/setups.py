@@ -1,0 +1,95 @@
+"""A Setup: everything needed to train, taken as the user has it (faults included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from lstm_doctor.config import SetupConfig, load_config
+from lstm_doctor.data import SequenceData, build_data
+from lstm_doctor.models import build_model
+from lstm_doctor.objective import Objective, make_optimizer
+from lstm_doctor.training import Callback, TrainResult, fit, resolve_device, seed_everything
+
+
+@dataclass
+class Setup:
+    """Data, a model factory, the loss, an optimizer factory and training settings.
+
+    Built from a setup file (:func:`load_setup`) or from the user's own objects.
+    ``train()`` builds a fresh model from the factory, so repeated trials never
+    share weights.
+    """
+
+    data: SequenceData
+    model_factory: Callable[[], nn.Module]
+    objective: Objective
+    optimizer_factory: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+    epochs: int = 20
+    batch_size: int = 32
+    clip_norm: float | None = None
+    seed: int = 0
+    config: SetupConfig | None = None
+    device: torch.device = field(default_factory=resolve_device)
+
+    def new_model(self, seed: int | None = None) -> nn.Module:
+        seed_everything(self.seed if seed is None else seed)
+        return self.model_factory().to(self.device)
+
+    def train(
+        self,
+        *,
+        seed: int | None = None,
+        epochs: int | None = None,
+        max_steps: int | None = None,
+        eval_every: int | None = None,
+        callbacks: Iterable[Callback] = (),
+        deadline: float | None = None,
+        progress: bool | str = False,
+        model: nn.Module | None = None,
+    ) -> tuple[nn.Module, TrainResult]:
+        """Train a fresh model (or ``model``) with this setup's settings."""
+        seed = self.seed if seed is None else seed
+        model = self.new_model(seed) if model is None else model
+        optimizer = self.optimizer_factory(model.parameters())
+        result = fit(
+            model, self.objective, optimizer, self.data,
+            epochs=self.epochs if epochs is None else epochs, batch_size=self.batch_size, clip_norm=self.clip_norm,
+            seed=seed, max_steps=max_steps, eval_every=eval_every, callbacks=list(callbacks),
+            deadline=deadline, progress=progress,
+        )
+        return model, result
+
+
+def setup_from_config(config: SetupConfig, base_dir: Path | None = None, *, data: SequenceData | None = None, device: Any = None) -> Setup:
+    """Build a Setup from a validated config (loading its data unless ``data`` is given)."""
+    data = data if data is not None else build_data(config.data, base_dir, seed=config.training.seed)
+    m, t = config.model, config.training
+    threshold = 0.5 if m.output_activation == "sigmoid" else 0.0
+    return Setup(
+        data=data,
+        model_factory=lambda: build_model(m, data.n_features, data.n_outputs, data.per_step),
+        objective=Objective(t.loss, data.task, per_step=data.per_step, threshold=threshold),
+        optimizer_factory=lambda params: make_optimizer(t.optimizer, params, lr=t.lr, weight_decay=t.weight_decay),
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        clip_norm=t.clip_norm,
+        seed=t.seed,
+        config=config,
+        device=resolve_device(device),
+    )
+
+
+def load_setup(path: str | Path | None = None, *, data: str | Path | None = None, **overrides: Any) -> Setup:
+    """A Setup from a setup file and/or options, as the CLI builds it.
+
+    >>> setup = load_setup(data="series.csv", target="load", window=48)  # doctest: +SKIP
+    """
+    config, base = load_config(path, overrides)
+    if data is not None:
+        config.data.path = str(Path(data).resolve())
+    return setup_from_config(config, base)
