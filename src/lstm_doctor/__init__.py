@@ -11,7 +11,7 @@ from lstm_doctor.errors import InputError  # noqa: E402
 from lstm_doctor.evidence import Evidence  # noqa: E402
 from lstm_doctor.findings import Finding  # noqa: E402
 from lstm_doctor.report import Report  # noqa: E402
-from lstm_doctor.setups import Setup, load_setup  # noqa: E402
+from lstm_doctor.setups import Setup, load_setup, setup_from  # noqa: E402
 from lstm_doctor.examine import examine  # noqa: E402
 
-__all__ = ["Evidence", "Finding", "InputError", "Report", "Setup", "examine", "load_setup", "__version__"]
+__all__ = ["Evidence", "Finding", "InputError", "Report", "Setup", "examine", "load_setup", "setup_from", "__version__"]

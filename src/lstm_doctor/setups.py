@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,6 +15,9 @@ from lstm_doctor.data import SequenceData, build_data
 from lstm_doctor.models import build_model
 from lstm_doctor.objective import Objective, make_optimizer
 from lstm_doctor.training import Callback, TrainResult, fit, resolve_device, seed_everything
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -93,3 +97,39 @@ def load_setup(path: str | Path | None = None, *, data: str | Path | None = None
     if data is not None:
         config.data.path = str(Path(data).resolve())
     return setup_from_config(config, base)
+
+
+def setup_from(
+    source: "pd.DataFrame | dict[str, np.ndarray]",
+    *,
+    data: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    device: Any = None,
+) -> Setup:
+    """A Setup from data already in memory: a DataFrame (sliding windows) or a
+    dict of arrays like an .npz (``X``, ``y``, optional ``lengths``, ``X_val``, ``y_val``).
+
+    The three dicts are the setup file's sections.
+
+    >>> setup = setup_from(frame, data={"target": "load", "window": 48}, training={"lr": 1e-3})  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from lstm_doctor.config import parse_config
+    from lstm_doctor.data.build import from_arrays, from_frame
+    from lstm_doctor.data.readers import NPZ_KEYS
+    from lstm_doctor.errors import InputError
+
+    config = parse_config({"data": dict(data or {}), "model": dict(model or {}), "training": dict(training or {})})
+    seed = config.training.seed
+    if isinstance(source, pd.DataFrame):
+        built = from_frame(source, config.data, seed=seed)
+    elif isinstance(source, dict):
+        unknown = set(source) - NPZ_KEYS
+        if unknown or not {"X", "y"} <= set(source):
+            raise InputError(f"Arrays must be given as X, y and optionally {sorted(NPZ_KEYS - {'X', 'y'})}; got {sorted(source)}.")
+        built = from_arrays({k: np.asarray(v) for k, v in source.items()}, config.data, seed=seed)
+    else:
+        raise InputError(f"setup_from takes a pandas DataFrame or a dict of arrays, not {type(source).__name__}.")
+    return setup_from_config(config, data=built, device=device)
