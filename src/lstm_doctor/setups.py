@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from lstm_doctor.config import SetupConfig, load_config
-from lstm_doctor.data import SequenceData, build_data
+from lstm_doctor.data import SequenceData
+from lstm_doctor.data.build import load_source, window_source
 from lstm_doctor.models import build_model
 from lstm_doctor.objective import Objective, make_optimizer
 from lstm_doctor.training import Callback, TrainResult, fit, resolve_device, seed_everything
@@ -39,6 +40,9 @@ class Setup:
     seed: int = 0
     config: SetupConfig | None = None
     device: torch.device = field(default_factory=resolve_device)
+    # The table or arrays the data was windowed from, as loaded: treatments
+    # re-window it under a changed config (and ship it to remote workers).
+    raw: Any = field(default=None, repr=False)
 
     def new_model(self, seed: int | None = None) -> nn.Module:
         seed_everything(self.seed if seed is None else seed)
@@ -69,9 +73,20 @@ class Setup:
         return model, result
 
 
-def setup_from_config(config: SetupConfig, base_dir: Path | None = None, *, data: SequenceData | None = None, device: Any = None) -> Setup:
-    """Build a Setup from a validated config (loading its data unless ``data`` is given)."""
-    data = data if data is not None else build_data(config.data, base_dir, seed=config.training.seed)
+def setup_from_config(config: SetupConfig, base_dir: Path | None = None, *, data: SequenceData | None = None,
+                      raw: Any = None, device: Any = None) -> Setup:
+    """Build a Setup from a validated config.
+
+    The data is windowed from ``raw`` (an in-memory table or array dict) when
+    given, else loaded from ``config.data.path``; ``data`` skips both.
+    """
+    if data is None:
+        if raw is None:
+            raw, name = load_source(config.data, base_dir)
+        else:
+            name = "the data"
+        data = window_source(raw, config.data, seed=config.training.seed, name=name)
+        data.source.setdefault("path", name)
     m, t = config.model, config.training
     threshold = 0.5 if m.output_activation == "sigmoid" else 0.0
     return Setup(
@@ -85,6 +100,7 @@ def setup_from_config(config: SetupConfig, base_dir: Path | None = None, *, data
         seed=t.seed,
         config=config,
         device=resolve_device(device),
+        raw=raw,
     )
 
 
@@ -117,19 +133,15 @@ def setup_from(
     import pandas as pd
 
     from lstm_doctor.config import parse_config
-    from lstm_doctor.data.build import from_arrays, from_frame
     from lstm_doctor.data.readers import NPZ_KEYS
     from lstm_doctor.errors import InputError
 
     config = parse_config({"data": dict(data or {}), "model": dict(model or {}), "training": dict(training or {})})
-    seed = config.training.seed
-    if isinstance(source, pd.DataFrame):
-        built = from_frame(source, config.data, seed=seed)
-    elif isinstance(source, dict):
+    if isinstance(source, dict):
         unknown = set(source) - NPZ_KEYS
         if unknown or not {"X", "y"} <= set(source):
             raise InputError(f"Arrays must be given as X, y and optionally {sorted(NPZ_KEYS - {'X', 'y'})}; got {sorted(source)}.")
-        built = from_arrays({k: np.asarray(v) for k, v in source.items()}, config.data, seed=seed)
-    else:
+        source = {k: np.asarray(v) for k, v in source.items()}
+    elif not isinstance(source, pd.DataFrame):
         raise InputError(f"setup_from takes a pandas DataFrame or a dict of arrays, not {type(source).__name__}.")
-    return setup_from_config(config, data=built, device=device)
+    return setup_from_config(config, raw=source, device=device)

@@ -15,19 +15,34 @@ from lstm_doctor.data.windows import AffineMap, SequenceData, Windows
 from lstm_doctor.errors import InputError
 
 
-def build_data(cfg: DataConfig, base_dir: Path | None = None, *, seed: int = 0) -> SequenceData:
-    """Load ``cfg.path`` and window it as the setup says (faults included)."""
+def load_source(cfg: DataConfig, base_dir: Path | None = None) -> tuple[pd.DataFrame | dict[str, np.ndarray], str]:
+    """The raw table or arrays behind ``cfg.path``, and the path as a name for messages."""
     if cfg.path is None:
         raise InputError("No data file was given. Pass it as the DATA argument or set data.path in the setup file.")
     path = Path(cfg.path)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     if path.suffix.lower() == ".npz":
-        arrays = read_npz(path)
-        data = from_arrays(arrays, cfg, seed=seed, name=str(path))
-    else:
-        data = from_frame(read_table(path), cfg, seed=seed, name=str(path))
-    data.source["path"] = str(path)
+        return read_npz(path), str(path)
+    return read_table(path), str(path)
+
+
+def window_source(source: pd.DataFrame | dict[str, np.ndarray], cfg: DataConfig, *, seed: int = 0, name: str = "the data") -> SequenceData:
+    """Window an in-memory table or array dict as ``cfg`` says.
+
+    Treatments call this again with a changed ``cfg`` on the same source, so the
+    source is never modified.
+    """
+    if isinstance(source, pd.DataFrame):
+        return from_frame(source, cfg, seed=seed, name=name)
+    return from_arrays(source, cfg, seed=seed, name=name)
+
+
+def build_data(cfg: DataConfig, base_dir: Path | None = None, *, seed: int = 0) -> SequenceData:
+    """Load ``cfg.path`` and window it as the setup says (faults included)."""
+    source, name = load_source(cfg, base_dir)
+    data = window_source(source, cfg, seed=seed, name=name)
+    data.source["path"] = name
     return data
 
 
