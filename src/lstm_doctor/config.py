@@ -39,6 +39,12 @@ class DataConfig(_Section):
     scale_target: Scale | None = None
     split: Literal["temporal", "random"] = "temporal"
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # Predict the change over the horizon instead of the level (tables only): the
+    # error of the reconstructed forecast equals the error on the change.
+    target_transform: Literal["none", "difference"] = "none"
+    # Average every `downsample` consecutive steps of already-windowed sequences
+    # (shortens over-long sequences; padded steps are averaged with real ones).
+    downsample: int = Field(1, ge=1)
 
     @field_validator("target")
     @classmethod
@@ -91,6 +97,9 @@ class TrainingConfig(_Section):
     epochs: int = Field(20, ge=1)
     clip_norm: float | None = Field(None, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    class_weights: Literal["none", "balanced"] = "none"
+    # Stop after this many epochs without a better validation loss, keeping the best weights.
+    early_stopping: int | None = Field(None, ge=1)
     seed: int = 0
 
 

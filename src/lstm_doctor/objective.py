@@ -29,13 +29,21 @@ class Objective:
     1.0
     """
 
-    def __init__(self, loss: str | nn.Module, task: str, *, per_step: bool = False, threshold: float = 0.0):
+    def __init__(self, loss: str | nn.Module, task: str, *, per_step: bool = False, threshold: float = 0.0,
+                 class_weights: torch.Tensor | None = None):
         self.name = loss if isinstance(loss, str) else type(loss).__name__
         self.task = task
         self.per_step = per_step
         self.threshold = threshold
         self.custom = not isinstance(loss, str)
-        self.fn = loss if self.custom else _ELEMENTWISE[loss]()
+        if self.custom:
+            self.fn = loss
+        elif class_weights is not None and loss == "ce":
+            self.fn = nn.CrossEntropyLoss(weight=class_weights, reduction="none")
+        elif class_weights is not None and loss == "bce":
+            self.fn = nn.BCEWithLogitsLoss(pos_weight=class_weights[1] / class_weights[0], reduction="none")
+        else:
+            self.fn = _ELEMENTWISE[loss]()
 
     def elementwise(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss per sample (and step when per-step), averaged over other axes."""
@@ -64,6 +72,12 @@ class Objective:
         if self.task == "multiclass":
             return out.argmax(dim=-1)
         return (out.squeeze(-1) > self.threshold).long()
+
+
+def balanced_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Class weights inversely proportional to class frequency (scikit-learn's "balanced")."""
+    counts = torch.bincount(labels.reshape(-1).long(), minlength=n_classes).float().clamp(min=1)
+    return counts.sum() / (n_classes * counts)
 
 
 def make_optimizer(name: str, params, *, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:

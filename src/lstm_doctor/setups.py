@@ -14,8 +14,8 @@ from lstm_doctor.config import SetupConfig, load_config
 from lstm_doctor.data import SequenceData
 from lstm_doctor.data.build import load_source, window_source
 from lstm_doctor.models import build_model
-from lstm_doctor.objective import Objective, make_optimizer
-from lstm_doctor.training import Callback, TrainResult, fit, resolve_device, seed_everything
+from lstm_doctor.objective import Objective, balanced_weights, make_optimizer
+from lstm_doctor.training import Callback, EarlyStopping, TrainResult, fit, resolve_device, seed_everything
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +38,7 @@ class Setup:
     batch_size: int = 32
     clip_norm: float | None = None
     seed: int = 0
+    early_stopping: int | None = None
     config: SetupConfig | None = None
     device: torch.device = field(default_factory=resolve_device)
     # The table or arrays the data was windowed from, as loaded: treatments
@@ -64,6 +65,8 @@ class Setup:
         seed = self.seed if seed is None else seed
         model = self.new_model(seed) if model is None else model
         optimizer = self.optimizer_factory(model.parameters())
+        if self.early_stopping:
+            callbacks = [*callbacks, EarlyStopping(self.early_stopping)]
         result = fit(
             model, self.objective, optimizer, self.data,
             epochs=self.epochs if epochs is None else epochs, batch_size=self.batch_size, clip_norm=self.clip_norm,
@@ -89,15 +92,19 @@ def setup_from_config(config: SetupConfig, base_dir: Path | None = None, *, data
         data.source.setdefault("path", name)
     m, t = config.model, config.training
     threshold = 0.5 if m.output_activation == "sigmoid" else 0.0
+    weights = None
+    if t.class_weights == "balanced" and data.task != "regression":
+        weights = balanced_weights(torch.as_tensor(data.train.target_values()), max(data.n_outputs, 2))
     return Setup(
         data=data,
         model_factory=lambda: build_model(m, data.n_features, data.n_outputs, data.per_step),
-        objective=Objective(t.loss, data.task, per_step=data.per_step, threshold=threshold),
+        objective=Objective(t.loss, data.task, per_step=data.per_step, threshold=threshold, class_weights=weights),
         optimizer_factory=lambda params: make_optimizer(t.optimizer, params, lr=t.lr, weight_decay=t.weight_decay),
         epochs=t.epochs,
         batch_size=t.batch_size,
         clip_norm=t.clip_norm,
         seed=t.seed,
+        early_stopping=t.early_stopping,
         config=config,
         device=resolve_device(device),
         raw=raw,

@@ -48,6 +48,30 @@ class TrainState:
     batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
     grad_norm: float | None = None
     stop: bool = False
+    val_history: list[dict[str, float]] = field(default_factory=list)
+
+
+class EarlyStopping(Callback):
+    """Stop after ``patience`` epochs without a lower validation loss; restore the best weights."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = float("inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.waited = 0
+
+    def on_epoch_end(self, state: "TrainState") -> None:
+        loss = state.val_history[-1]["loss"] if state.val_history else float("nan")
+        if math.isfinite(loss) and loss < self.best:
+            self.best, self.waited = loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+        else:
+            self.waited += 1
+            state.stop = state.stop or self.waited >= self.patience
+
+    def on_train_end(self, state: "TrainState") -> None:
+        if self.best_state is not None:
+            state.model.load_state_dict(self.best_state)
 
 
 @dataclass
@@ -161,7 +185,7 @@ def fit(
     per_epoch = math.ceil(n / batch_size)
     total = per_epoch * epochs if max_steps is None else min(per_epoch * epochs, max_steps)
     result = TrainResult(steps_per_epoch=per_epoch)
-    state = TrainState(model, optimizer, objective, data)
+    state = TrainState(model, optimizer, objective, data, val_history=result.val)
     hooks = {h: [getattr(c, h) for c in callbacks if getattr(type(c), h) is not getattr(Callback, h)] for h in HOOKS}
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout masks

@@ -173,6 +173,8 @@ def from_frame(frame: pd.DataFrame, cfg: DataConfig, *, seed: int = 0, name: str
         bounds = list(zip(np.r_[0, cuts], np.r_[cuts, len(frame)]))
     else:
         bounds = [(0, len(frame))]
+    if cfg.target_transform == "difference":
+        y = _difference(y, bounds, cfg, name)
     span = cfg.window + cfg.horizon  # rows one window and its target occupy
     train_starts, val_starts, split_rows = [], [], []
     rng = np.random.default_rng(seed)
@@ -232,7 +234,32 @@ def from_frame(frame: pd.DataFrame, cfg: DataConfig, *, seed: int = 0, name: str
     )
 
 
+def _difference(y: np.ndarray, bounds: list[tuple[int, int]], cfg: DataConfig, name: str) -> np.ndarray:
+    """Row r's target becomes its change over the horizon, y[r] - y[r - horizon], within each series."""
+    if cfg.task != "regression" or cfg.horizon < 1:
+        raise InputError(f"{name}: data.target_transform 'difference' needs a regression target and a horizon of at least 1.")
+    out = np.full_like(y, np.nan)
+    h = cfg.horizon
+    for a, b in bounds:
+        out[a + h : b] = y[a + h : b] - y[a : b - h]
+    return out
+
+
 # ---------------------------------------------------------------- arrays
+
+
+def _downsample(X: np.ndarray, y: np.ndarray, lengths: np.ndarray | None, k: int, per_step: bool, name: str):
+    """Average every ``k`` consecutive steps; lengths shrink to match."""
+    if per_step:
+        raise InputError(f"{name}: data.downsample needs one target per sequence; per-step targets would lose their alignment.")
+    steps = -(-X.shape[1] // k)
+    pad = steps * k - X.shape[1]
+    if pad:
+        X = np.concatenate([X, np.repeat(X[:, -1:], pad, axis=1)], axis=1)
+    X = X.reshape(len(X), steps, k, X.shape[2]).mean(axis=2)
+    return X, y, (None if lengths is None else -(-lengths // k))
+
+
 
 
 def _check_arrays(X: np.ndarray, y: np.ndarray, lengths: np.ndarray | None, part: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -277,6 +304,10 @@ def from_arrays(arrays: dict[str, np.ndarray], cfg: DataConfig, *, seed: int = 0
         X, y, lengths = X[tr], y[tr], (lengths[tr] if lengths is not None else None)
         split = cfg.split
     per_step = y.ndim >= 2 and y.shape[1] == steps and (y.ndim == 3 or steps > 1)
+    if cfg.downsample > 1:
+        X, y, lengths = _downsample(X, y, lengths, cfg.downsample, per_step, name)
+        Xv, yv, lv = _downsample(Xv, yv, lv, cfg.downsample, per_step, name)
+        steps = X.shape[1]
     classes = None
     input_dtype = str(X.dtype)
     X, Xv = X.astype(np.float32), Xv.astype(np.float32)
