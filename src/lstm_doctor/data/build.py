@@ -59,7 +59,10 @@ def _class_indices(labels: np.ndarray, task: str, name: str) -> tuple[np.ndarray
             raise InputError(f"{name}: the class labels contain Inf; give every sample a class.")
         if np.all(flat == np.round(flat)):
             flat = flat.astype(np.int64)
-    classes, idx = np.unique(flat, return_inverse=True)
+    try:
+        classes, idx = np.unique(flat, return_inverse=True)
+    except TypeError:  # labels of mixed types (1 and "a") cannot be ordered; compare them as text
+        classes, idx = np.unique(flat.astype(str), return_inverse=True)
     if len(classes) < 2:
         raise InputError(f"{name}: the target has a single class ({classes[0]!r} only); a classifier needs at least two.")
     if task == "binary" and len(classes) > 2:
@@ -67,9 +70,13 @@ def _class_indices(labels: np.ndarray, task: str, name: str) -> tuple[np.ndarray
     return idx.reshape(labels.shape).astype(np.int64), [str(c) for c in classes]
 
 
+def _shown(value: object) -> str:
+    """A value as the user wrote it: ``3``, not ``np.int64(3)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _preview(values: np.ndarray, n: int = 5) -> str:
-    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values[:n])
-    return shown + (", ..." if len(values) > n else "")
+    return ", ".join(_shown(v) for v in values[:n]) + (", ..." if len(values) > n else "")
 
 
 def _fit_scaler(kind: str, rows: np.ndarray) -> AffineMap | None:
@@ -107,26 +114,57 @@ def _column_check(frame: pd.DataFrame, names: list[str], role: str, name: str) -
         raise InputError(f"{name}: {role} column(s) {missing} not found. The file has columns {list(frame.columns)}.")
 
 
+def _times(t: pd.Series, column: str, name: str) -> pd.Series:
+    """The time column as numbers or datetimes, so that it orders rows."""
+    if t.isna().any():
+        raise InputError(f"{name}: time column '{column}' has {int(t.isna().sum())} missing value(s); every row needs a time to be ordered.")
+    if pd.api.types.is_bool_dtype(t) or pd.api.types.is_complex_dtype(t):
+        raise InputError(f"{name}: time column '{column}' holds {t.dtype} values; give numbers or dates.")
+    if pd.api.types.is_numeric_dtype(t) or pd.api.types.is_datetime64_any_dtype(t):
+        return t
+    numbers = pd.to_numeric(t, errors="coerce")
+    if numbers.notna().all():
+        return numbers
+    try:
+        parsed = pd.to_datetime(t.astype(str), errors="coerce", format="mixed", utc=True)
+    except (ValueError, TypeError, OverflowError):
+        parsed = pd.Series(pd.NaT, index=t.index)
+    if parsed.isna().any():
+        bad = t[parsed.isna()].iloc[0]
+        raise InputError(f"{name}: time column '{column}' has a value that is neither a number nor a date ({bad!r}). Fix or drop that row.")
+    return parsed
+
+
 def _order(frame: pd.DataFrame, cfg: DataConfig, name: str) -> pd.DataFrame:
-    keys = [c for c in (cfg.series_id, cfg.time) if c]
-    if not cfg.time:
-        return frame.sort_values(cfg.series_id, kind="stable").reset_index(drop=True) if cfg.series_id else frame
-    t = frame[cfg.time]
-    if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_datetime64_any_dtype(t)):
-        parsed = pd.to_datetime(t, errors="coerce", format="mixed")
-        if parsed.isna().any():
-            bad = t[parsed.isna()].iloc[0]
-            raise InputError(f"{name}: time column '{cfg.time}' has a value that is neither a number nor a date ({bad!r}). Fix or drop that row.")
-        frame = frame.assign(**{cfg.time: parsed})
-    elif frame[cfg.time].isna().any():
-        raise InputError(f"{name}: time column '{cfg.time}' has missing values; every row needs a time to be ordered.")
-    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    """Rows grouped by series (in order of first appearance) and ordered by time within each."""
+    keys: list[pd.Series] = []
+    if cfg.series_id:
+        ids = frame[cfg.series_id]
+        if ids.isna().any():
+            raise InputError(f"{name}: series_id column '{cfg.series_id}' has {int(ids.isna().sum())} missing value(s); give every row its series.")
+        # Codes, not the ids themselves: ids of mixed types (1 and "a") do not sort.
+        keys.append(pd.Series(pd.factorize(ids)[0], index=frame.index))
+    if cfg.time:
+        times = _times(frame[cfg.time], cfg.time, name)
+        keys.append(times)
+        duplicated = pd.concat(keys, axis=1).duplicated()
+        if duplicated.any():
+            first = _shown(frame.loc[duplicated.idxmax(), cfg.time])
+            hint = "" if cfg.series_id else " If the file holds several series, name the column that tells them apart with --series-id."
+            raise InputError(f"{name}: time column '{cfg.time}' repeats {int(duplicated.sum())} time stamp(s) within a series (e.g. {first}); "
+                             f"each series needs one row per time.{hint}")
+    if not keys:
+        return frame
+    order = pd.concat(keys, axis=1, keys=range(len(keys))).sort_values(list(range(len(keys))), kind="stable").index
+    return frame.loc[order].reset_index(drop=True)
 
 
 def _numeric(frame: pd.DataFrame, cols: list[str], role: str, name: str) -> np.ndarray:
     out = np.empty((len(frame), len(cols)), dtype=np.float32)
     for j, c in enumerate(cols):
         col = frame[c]
+        if pd.api.types.is_complex_dtype(col):
+            raise InputError(f"{name}: {role} column '{c}' holds complex numbers; give its real and imaginary parts as two columns.")
         if pd.api.types.is_bool_dtype(col):
             col = col.astype(np.float32)
         if not pd.api.types.is_numeric_dtype(col):
@@ -287,11 +325,13 @@ def _check_arrays(X: np.ndarray, y: np.ndarray, lengths: np.ndarray | None, part
 def from_arrays(arrays: dict[str, np.ndarray], cfg: DataConfig, *, seed: int = 0, name: str = "the data") -> SequenceData:
     """Already-windowed data: X ``(samples, steps, features)``, y, optional lengths and validation arrays."""
     X, y, lengths = _check_arrays(np.asarray(arrays["X"]), np.asarray(arrays["y"]), arrays.get("lengths"), "training", name)
-    steps = X.shape[1]
+    steps, y_shape = X.shape[1], y.shape
     if "X_val" in arrays:
         Xv, yv, lv = _check_arrays(np.asarray(arrays["X_val"]), np.asarray(arrays["y_val"]), arrays.get("lengths_val"), "validation", name)
         if Xv.shape[1:] != X.shape[1:]:
             raise InputError(f"{name}: X_val has shape {Xv.shape} but X has {X.shape}; steps and features must match.")
+        if yv.shape[1:] != y.shape[1:]:
+            raise InputError(f"{name}: y_val has shape {yv.shape} but y has {y.shape}; both need the same shape per sample.")
         split = "given"
     else:
         n = len(X)
@@ -318,12 +358,16 @@ def from_arrays(arrays: dict[str, np.ndarray], cfg: DataConfig, *, seed: int = 0
         y, yv = shape(y.astype(np.float32)), shape(yv.astype(np.float32))
         target_names = [f"y{j}" for j in range(y.shape[-1])] if y.shape[-1] > 1 else ["y"]
     else:
+        if y.ndim > (2 if per_step else 1) and y.shape[-1] > 1:
+            raise InputError(f"{name}: a {cfg.task} target takes one class label per sample{' and step' if per_step else ''}, "
+                             f"but y has shape {y_shape}. If y is one-hot, pass y.argmax(axis=-1).")
         both, classes = _class_indices(np.concatenate([y.reshape(len(y), -1), yv.reshape(len(yv), -1)]), cfg.task, name)
         y, yv = both[: len(y)], both[len(y) :]
         y, yv = (y, yv) if per_step else (y[:, 0], yv[:, 0])
         target_names = ["y"]
 
     def real_steps(x: np.ndarray, lens: np.ndarray | None) -> np.ndarray:
+        """Rows ``(n, columns)`` of the steps that are not padding."""
         if lens is None:
             return x.reshape(-1, x.shape[-1])
         return x[np.arange(x.shape[1])[None, :] < lens[:, None]]
@@ -332,7 +376,7 @@ def from_arrays(arrays: dict[str, np.ndarray], cfg: DataConfig, *, seed: int = 0
     X, Xv = _apply(x_map, X), _apply(x_map, Xv)
     y_map = None
     if cfg.task == "regression":
-        y_map = _fit_scaler(cfg.target_scale, y.reshape(-1, y.shape[-1]))
+        y_map = _fit_scaler(cfg.target_scale, real_steps(y, lengths) if per_step else y)
         y, yv = _apply(y_map, y), _apply(y_map, yv)
     t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))
     return SequenceData(

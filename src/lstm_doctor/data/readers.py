@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,39 +25,56 @@ def check_path(path: Path) -> None:
         raise InputError(f"{path} has suffix '{path.suffix}'; lstm-doctor reads .csv, .parquet and .npz files.")
 
 
+def _csv_header(path: Path) -> list[str]:
+    """The CSV's header as written: pandas renames a repeated name ``a`` to ``a.1``."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a DataFrame with at least one row."""
+    from pyarrow import ArrowException
+
     check_path(path)
     try:
         if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, encoding="utf-8")
+            frame = pd.read_csv(path, encoding="utf-8-sig")
+            header = _csv_header(path)
         else:
             frame = pd.read_parquet(path)
+            header = [str(c) for c in frame.columns]
     except pd.errors.EmptyDataError:
         raise InputError(f"{path} is empty: it has no header and no rows.") from None
     except UnicodeDecodeError as err:
         raise InputError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}). Save it as UTF-8 CSV, or convert it to Parquet.") from None
     except pd.errors.ParserError as err:
         raise InputError(f"{path} could not be parsed as CSV: {str(err).strip()}. Rows must have as many fields as the header.") from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ArrowException, csv.Error) as err:
         raise InputError(f"{path} could not be read as {path.suffix.lstrip('.').upper()}: {str(err).splitlines()[0] if str(err) else type(err).__name__}.") from None
+    dup = sorted({c for c in header if header.count(c) > 1})
+    if dup:
+        raise InputError(f"{path} has duplicate column names {dup}; give each column a unique name.")
     if frame.shape[0] == 0:
         raise InputError(f"{path} has a header but no data rows.")
     frame.columns = [str(c) for c in frame.columns]
-    if len(set(frame.columns)) != len(frame.columns):
-        dup = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-        raise InputError(f"{path} has duplicate column names {dup}; give each column a unique name.")
     return frame
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an .npz file: X, y and the optional lengths / validation arrays."""
     check_path(path)
+    how = "Save it with numpy.savez(path, X=X, y=y); object arrays are not supported."
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise InputError(f"{path} could not be read as .npz ({type(err).__name__}: {err}). Save it with numpy.savez(path, X=X, y=y); object arrays are not supported.") from None
+        loaded = np.load(path, allow_pickle=False)
+        arrays = None
+        if isinstance(loaded, np.lib.npyio.NpzFile):  # else a lone .npy array under an .npz name
+            with loaded as archive:
+                arrays = {k: archive[k] for k in archive.files}
+    # A damaged archive fails in zipfile, zlib or numpy's header parser, by many names.
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(f"{path} could not be read as .npz ({type(err).__name__}: {err}). {how}") from None
+    if arrays is None:
+        raise InputError(f"{path} holds a single array, not an .npz archive of named arrays. {how}")
     unknown = sorted(set(arrays) - NPZ_KEYS)
     missing = sorted({"X", "y"} - set(arrays))
     if missing:
