@@ -7,7 +7,7 @@ import sys
 import traceback
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -147,26 +147,30 @@ def demo(
 
 
 def main() -> None:
-    """Entry point: input errors print one paragraph and exit 2, never a traceback."""
+    """Entry point: exit 0/1 as ``--fail-on`` says, 2 with one paragraph for a usage or
+    input error, 3 for an internal error; never a traceback (unless LSTM_DOCTOR_DEBUG)."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, typer returns the code of a raised typer.Exit.
+        code = app(standalone_mode=False)
     except InputError as e:
-        err.print(f"lstm-doctor: {e}", style="red", markup=False, highlight=False)
-        sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except (typer.BadParameter, __import__("click").ClickException) as e:
-        e.show()
-        sys.exit(2)
-    except __import__("click").exceptions.Abort:
-        err.print("lstm-doctor: interrupted.")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("lstm-doctor: interrupted.")
-        sys.exit(130)
+        _fail(str(e), 2)
+    except typer.TyperException as e:  # click's usage errors: unknown option, bad value, missing argument
+        if not sys.argv[1:]:  # bare `lstm-doctor`: the help is the answer
+            e.show()
+            sys.exit(2)
+        ctx = getattr(e, "ctx", None)
+        command = ctx.command_path if ctx is not None else "lstm-doctor"
+        _fail(f"{e.format_message().rstrip('.')}. Run `{command} --help` for the usage.", 2)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted.", 130)
     except Exception as e:  # an internal error: a short message, the traceback on request
         if os.environ.get("LSTM_DOCTOR_DEBUG"):
             traceback.print_exc()
-        err.print(f"lstm-doctor: internal error ({type(e).__name__}: {e}). Please report it; set LSTM_DOCTOR_DEBUG=1 to see the traceback.",
-                  style="red", markup=False, highlight=False)
-        sys.exit(3)
+        _fail(f"internal error ({type(e).__name__}: {e}). Please report it; set LSTM_DOCTOR_DEBUG=1 to see the traceback.", 3)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    # soft_wrap: one paragraph is one line, whatever the terminal's width.
+    err.print(f"lstm-doctor: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)

@@ -87,6 +87,15 @@ class ModelConfig(_Section):
             raise ValueError("must be default, orthogonal, xavier, zeros or normal:STD (e.g. normal:0.1)")
         return v
 
+    @model_validator(mode="after")
+    def _options_fit_cell(self) -> "ModelConfig":
+        # Silently ignoring these would report on a model other than the one described.
+        if self.forget_bias != "default" and self.cell != "lstm":
+            raise ValueError(f"forget_bias applies to LSTM cells only; a {self.cell.upper()} has no forget gate (leave it at 'default')")
+        if self.nonlinearity != "tanh" and self.cell != "rnn":
+            raise ValueError(f"nonlinearity applies to `cell: rnn` only; a {self.cell.upper()}'s gates are fixed (leave it at 'tanh')")
+        return self
+
 
 class TrainingConfig(_Section):
     loss: Literal["mse", "mae", "huber", "bce", "ce"] = "mse"
@@ -100,7 +109,7 @@ class TrainingConfig(_Section):
     class_weights: Literal["none", "balanced"] = "none"
     # Stop after this many epochs without a better validation loss, keeping the best weights.
     early_stopping: int | None = Field(None, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class SetupConfig(_Section):
@@ -119,6 +128,9 @@ class SetupConfig(_Section):
             raise ValueError("training.loss 'bce' cannot score a multiclass target; use 'ce'")
         if task == "regression" and loss == "ce":
             raise ValueError("training.loss 'ce' needs class labels; a regression target takes mse, mae or huber")
+        if task == "binary" and loss == "ce":
+            raise ValueError("training.loss 'ce' needs one logit per class, a binary task has one output; "
+                             "use 'bce', or data.task 'multiclass' for a two-logit softmax head")
         return self
 
 
@@ -146,25 +158,48 @@ OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def describe_validation_error(err: ValidationError, source: str) -> str:
-    """One paragraph naming each bad field, the value given and what is allowed."""
-    parts = []
+SECTIONS: dict[str, type[_Section]] = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+def _field_of(loc: tuple) -> tuple:
+    """``("model", "forget_bias", "float")`` -> ``("model", "forget_bias")``: pydantic
+    appends the union member tried; list positions (``features.0``) are kept."""
+    head = loc[:2]
+    return head + tuple(p for p in loc[2:] if isinstance(p, int))
+
+
+def describe_validation_error(err: ValidationError, source: str | None, options: dict[str, str] | None = None) -> str:
+    """One paragraph naming each bad field, the value given and what is allowed.
+
+    ``options`` maps a field (``data.window``) to the command-line option that set it.
+    """
+    problems: dict[str, list[str]] = {}
+    given: dict[str, Any] = {}
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = _field_of(tuple(e["loc"]))
+        where = ".".join(str(p) for p in loc)
         if e["type"] == "extra_forbidden":
-            parts.append(f"'{where}' is not a setup option")
+            known = sorted(SECTIONS[loc[0]].model_fields) if len(loc) == 2 and loc[0] in SECTIONS else list(SECTIONS)
+            problems.setdefault(where, []).append(f"not a setup option (allowed here: {', '.join(known)})")
             continue
-        given = e.get("input")
-        shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
-        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}{shown}")
-    return f"{source} is not a valid setup: " + "; ".join(parts) + ". See DESIGN.md's setup file or `lstm-doctor examine --help`."
+        problems.setdefault(where, []).append(re.sub(r" or instance of \w+", "", e["msg"].removeprefix("Value error, ")))
+        given.setdefault(where, e.get("input"))
+    parts = []
+    for where, msgs in problems.items():
+        value = given.get(where)
+        shown = f" (got {value!r})" if where in given and not isinstance(value, dict) else ""
+        option = f" ({options[where]})" if options and where in options else ""
+        parts.append(f"{where}{option}: " * bool(where) + "; or ".join(dict.fromkeys(msgs)) + shown)
+    return f"Invalid setup{f' in {source}' if source else ''}: " + "; ".join(parts) + ". See the setup file format in DESIGN.md or `lstm-doctor examine --help`."
 
 
-def parse_config(raw: dict[str, Any], source: str = "the setup") -> SetupConfig:
+def parse_config(raw: dict[str, Any], source: str | None = None, options: dict[str, str] | None = None) -> SetupConfig:
+    """Validate a setup dict; an empty section (``model:`` alone in YAML) means its defaults."""
+    raw = {k: ({} if v is None and k in SECTIONS else v) for k, v in raw.items()}
     try:
         return SetupConfig.model_validate(raw)
     except ValidationError as err:
-        raise InputError(describe_validation_error(err, source)) from None
+        raise InputError(describe_validation_error(err, source, options)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> tuple[SetupConfig, Path]:
@@ -188,17 +223,23 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise InputError(f"Setup file {p} is not valid YAML: {str(err).splitlines()[0]}. Check its indentation and quoting.") from None
+        except OSError as err:
+            raise InputError(f"Setup file {p} cannot be read: {err.strerror or err}.") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise InputError(f"Setup file {p} must hold a mapping with data, model and training sections, not a {type(loaded).__name__}.")
         raw = loaded
         base = p.resolve().parent
+    options: dict[str, str] = {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue
         section, field = OVERRIDES[key]
-        if not isinstance(raw.setdefault(section, {}), dict):
-            raise InputError(f"{source}: '{section}' must be a mapping of options.")
+        if raw.get(section) is None:
+            raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise InputError(f"{source}: '{section}' must be a mapping of options, not {raw[section]!r}.")
         raw[section][field] = value
-    return parse_config(raw, source), base
+        options[f"{section}.{field}"] = "--" + key.replace("_", "-")
+    return parse_config(raw, source, options), base

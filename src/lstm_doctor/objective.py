@@ -53,6 +53,10 @@ class Objective:
         if self.name == "bce" or self.task == "binary":
             out = out.squeeze(-1)
             y = y.to(out.dtype)
+        elif self.task == "multiclass":
+            # A regression loss on class labels scores one-hot targets, as Keras'
+            # loss="mse" with to_categorical labels does (a finding, M201, not an error).
+            y = nn.functional.one_hot(y.long(), out.shape[-1]).to(out.dtype)
         loss = self.fn(out, y.reshape(out.shape) if y.numel() == out.numel() else y)
         if self.per_step:
             return loss.reshape(loss.shape[0], loss.shape[1], -1).mean(dim=-1) if loss.dim() > 2 else loss

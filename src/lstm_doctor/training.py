@@ -79,11 +79,12 @@ class TrainResult:
     """What one training run did: curves, validation history and how it ended."""
 
     steps: int = 0
-    epochs: int = 0
+    epochs: int = 0  # full passes over the training windows (a cut-short last pass does not count)
     steps_per_epoch: int = 0
-    train_loss: list[float] = field(default_factory=list)  # one per step
-    epoch_train_loss: list[float] = field(default_factory=list)
-    val: list[dict[str, float]] = field(default_factory=list)  # {"epoch", "step", "loss", metrics...}
+    train_loss: list[float] = field(default_factory=list)  # one per step, the last may be non-finite
+    epoch_train_loss: list[float] = field(default_factory=list)  # one per pass, partial passes included
+    # {"epoch": full passes so far, "step": optimizer steps so far, "loss", metrics...}, one per step validated
+    val: list[dict[str, float]] = field(default_factory=list)
     stopped: str = "completed"  # completed | diverged | error | time-limit | callback
     diverged_at: int | None = None
     error: str | None = None
@@ -106,6 +107,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _finite(params: list[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
 
 
 def _forward(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -230,9 +235,14 @@ def fit(
                 state.loss = value
                 for hook in hooks["after_backward"]:
                     hook(state)
-                if clip_norm is not None:
-                    state.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm))
-                optimizer.step()
+                try:
+                    if clip_norm is not None:
+                        state.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm))
+                    optimizer.step()
+                except Exception as err:  # e.g. an optimizer that needs a closure
+                    result.stopped, result.error = "error", f"{type(err).__name__}: {err}"
+                    state.stop = True
+                    break
                 state.step += 1
                 epoch_sum += value
                 epoch_count += 1
@@ -249,10 +259,12 @@ def fit(
                     break
             if epoch_count:
                 result.epoch_train_loss.append(epoch_sum / epoch_count)
-                if epoch_count == per_epoch or result.stopped == "completed":
-                    state.epoch += 1
-                validate()
-                if not math.isfinite(result.val[-1]["loss"]) and result.stopped == "completed":
+                state.epoch += epoch_count == per_epoch  # only full passes count
+                if not result.val or result.val[-1]["step"] != state.step:  # not validated at this step yet
+                    validate()
+                # A non-finite validation loss is divergence only when the weights broke;
+                # with finite weights the validation data holds NaN or Inf (D101).
+                if not math.isfinite(result.val[-1]["loss"]) and result.stopped == "completed" and not _finite(params):
                     result.stopped, result.diverged_at = "diverged", state.step
                     state.stop = True
             for hook in hooks["on_epoch_end"]:

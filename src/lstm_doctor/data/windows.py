@@ -30,7 +30,7 @@ class Windows:
     _offsets: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._offsets = torch.arange(self.window)
+        self._offsets = torch.arange(self.window, device=self.inputs.device)
 
     def __len__(self) -> int:
         return len(self.starts) if self.starts is not None else len(self.inputs)
@@ -68,21 +68,21 @@ class Windows:
         Padding (steps past ``lengths``) is left out; a series row is counted once.
         """
         if self.starts is not None:
-            used = torch.zeros(len(self.inputs), dtype=torch.bool)
+            used = torch.zeros(len(self.inputs), dtype=torch.bool, device=self.inputs.device)
             for k in range(self.window):  # window is small; avoids a (N, window) index
                 used[self.starts + k] = True
-            return self.inputs[used].numpy()
+            return self.inputs[used].cpu().numpy()
         x = self.inputs
         if self.lengths is None:
-            return x.reshape(-1, x.shape[-1]).numpy()
-        mask = torch.arange(x.shape[1])[None, :] < self.lengths[:, None]
-        return x[mask].numpy()
+            return x.reshape(-1, x.shape[-1]).cpu().numpy()
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < self.lengths[:, None]
+        return x[mask].cpu().numpy()
 
     def target_values(self) -> np.ndarray:
         """The targets of these windows, one entry per window (and step, if per-step)."""
         if self.starts is None:
-            return self.targets.numpy()
-        return self.targets[self.starts + (self.window - 1 + self.horizon)].numpy()
+            return self.targets.cpu().numpy()
+        return self.targets[self.starts + (self.window - 1 + self.horizon)].cpu().numpy()
 
 
 @dataclass
