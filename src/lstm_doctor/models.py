@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lstm_doctor.config import ModelConfig
+from lstm_doctor.errors import InputError
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -102,6 +103,32 @@ def _per_gate(weight: torch.Tensor, init, gates: int) -> None:
     block = weight.shape[0] // gates
     for start in range(0, weight.shape[0], block):
         init(weight[start : start + block])
+
+
+# An examination holds several copies of the weights (gradients, optimizer state,
+# a fresh model per trial); past a billion parameters that exceeds a machine's memory.
+MAX_PARAMETERS = 10**9
+
+
+def parameter_count(config: ModelConfig, n_features: int, n_outputs: int) -> int:
+    """Parameters of the model ``config`` describes, without building it."""
+    gates, h, directions = GATES[config.cell], config.hidden, 2 if config.bidirectional else 1
+    count = 0
+    for layer in range(config.layers):
+        inputs = n_features if layer == 0 else h * directions
+        count += directions * gates * h * (inputs + h + 2)  # W_ih, W_hh and two bias vectors
+    return count + (h * directions + 1) * n_outputs
+
+
+def check_size(config: ModelConfig, n_features: int, n_outputs: int) -> None:
+    """Refuse a model too large to examine, before any memory is spent on it."""
+    count = parameter_count(config, n_features, n_outputs)
+    if count > MAX_PARAMETERS:
+        raise InputError(
+            f"model.hidden {config.hidden} with {config.layers} layer(s) makes a model of {count:,} parameters "
+            f"({count * 4 / 1e9:,.0f} GB in float32); lstm-doctor holds several copies of it and examines models "
+            f"up to {MAX_PARAMETERS:,} parameters. Use a smaller model.hidden or model.layers."
+        )
 
 
 def build_model(config: ModelConfig, n_features: int, n_outputs: int, per_step: bool = False) -> RecurrentModel:

@@ -13,7 +13,7 @@ from torch import nn
 from lstm_doctor.config import SetupConfig, load_config
 from lstm_doctor.data import SequenceData
 from lstm_doctor.data.build import load_source, window_source
-from lstm_doctor.models import build_model
+from lstm_doctor.models import build_model, check_size
 from lstm_doctor.objective import Objective, balanced_weights, make_optimizer
 from lstm_doctor.training import Callback, EarlyStopping, TrainResult, fit, resolve_device, seed_everything
 
@@ -91,6 +91,7 @@ def setup_from_config(config: SetupConfig, base_dir: Path | None = None, *, data
         data = window_source(raw, config.data, seed=config.training.seed, name=name)
         data.source.setdefault("path", name)
     m, t = config.model, config.training
+    check_size(m, data.n_features, data.n_outputs)
     threshold = 0.5 if m.output_activation == "sigmoid" else 0.0
     weights = None
     if t.class_weights == "balanced" and data.task != "regression":
