@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from typing import Callable
 
+from lstm_doctor.probes.axes import axes
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.probes.context import ProbeContext
+from lstm_doctor.probes.frozen import frozen
 from lstm_doctor.probes.training_run import training_run
 
 Probe = Callable[[ProbeContext], None]
 
 PIPELINE: list[tuple[str, Probe]] = [
     ("baselines", baselines),
+    ("axes", axes),
+    # Instruments (callbacks riding along the training run) come before it.
+    ("frozen", frozen),
     ("training_run", training_run),
 ]
 
