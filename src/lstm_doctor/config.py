@@ -53,6 +53,11 @@ class DataConfig(_Section):
             raise ValueError("must name at least one column")
         return v
 
+    @field_validator("features", mode="before")
+    @classmethod
+    def _one_feature(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v  # `features: load` means [load]
+
     @property
     def targets(self) -> list[str]:
         if self.target is None:
