@@ -9,6 +9,9 @@ import torch
 
 torch.set_num_threads(2)
 
+# Every report that lstm_doctor.examine returns in this run must match the report's JSON schema.
+from report_schema_guard import reports_match_schema  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def co2_frame() -> pd.DataFrame:

@@ -96,7 +96,10 @@ def examine(
                          progress=True)
     render(report, out)
     report.save_json(json_path)
-    out.print(f"Report written to {json_path}", style="dim")
+    out.print(f"Report written to {json_path}", style="dim", markup=False)
+    if html_path is not None:
+        report.save_html(html_path)
+        out.print(f"HTML report written to {html_path}", style="dim", markup=False)
     raise typer.Exit(exit_code(report, fail_on.value))
 
 
@@ -142,7 +145,8 @@ def demo(
     report = run_examine(setup_file, budget=budget, progress=True)
     render(report, out)
     report.save_json("report.json")
-    out.print("Report written to report.json", style="dim")
+    report.save_html("report.html")
+    out.print("Report written to report.json and report.html (open it in a browser)", style="dim")
     out.print(f"Try it on your own data: lstm-doctor examine --config {setup_file}", style="dim")
 
 

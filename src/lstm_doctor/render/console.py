@@ -1,52 +1,139 @@
-"""The terminal verdict: symptom and first cause, then the ranked findings."""
+"""The terminal verdict: symptom, the most likely cause and its fix first; then the ranked
+findings with their key numbers, the loss beside the baselines, and treatments before/after.
+
+Fits an 80-column terminal. Colour only on a terminal: rich writes plain text
+when the output is a pipe or a file (CI logs).
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
+import math
+from typing import Any
+
+from rich.box import SIMPLE_HEAD, Box
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from lstm_doctor.render.wording import SYMPTOM_TEXT, evidence_items, fmt
 from lstm_doctor.report import Report
 
 STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-SYMPTOM_TEXT = {
-    "not-learning": "the model is not learning: its validation loss stays at what a constant prediction gets",
-    "learning-slowly": "the model learns, but far slower than it can",
-    "unstable": "the loss oscillates or spikes without a trend",
-    "diverging": "the loss rises or becomes NaN/Inf",
-    "overfitting": "validation gets worse while training improves",
-    "healthy": "training looks healthy",
-    "unknown": "the training run did not produce a loss curve",
-}
+EVIDENCE_SHOWN = 4  # key numbers per finding; the JSON and HTML reports hold all of them
+WIDTH = 100         # at most; narrower terminals wrap
+# SIMPLE_HEAD drawn in ASCII, for logs that may not be read as UTF-8.
+ASCII_HEAD = Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 
 
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def verdict(report: Report) -> Group:
+    """Symptom, the most likely cause in one sentence, and its fix."""
+    lines = [Text.assemble(("Symptom: ", "bold"), (report.symptom, "bold magenta"),
+                           f" ({SYMPTOM_TEXT.get(report.symptom, '')})")]
+    if report.status != "complete":
+        lines.append(Text(f"Status: {report.status}. " + " ".join(report.notes), style="yellow"))
+    if not report.findings:
+        lines.append(Text("No findings: nothing measured points at a cause."))
+        return Group(*lines)
+    top = report.findings[0]
+    lines.append(Text.assemble(("Most likely cause: ", "bold"), (f"{top.code} {top.name}", STYLE[top.severity]),
+                               f": {top.summary}"))
+    if top.fix:
+        lines.append(Text.assemble(("Fix: ", "bold"), top.fix.splitlines()[0]))
+    return Group(*lines)
+
+
+def loss_table(report: Report, rule: Box) -> Table | None:
+    """The model's validation loss (first and best) beside the baselines'."""
+    val = [v for v in report.probes.get("loss_curve", {}).get("val", []) if isinstance(v, dict)]
+    rows: list[tuple[str, dict]] = []
+    if val:
+        rows.append(("your model, first", val[0]))
+        finite = [v for v in val if math.isfinite(_num(v.get("loss")))]
+        if finite:
+            best = min(finite, key=lambda v: _num(v.get("loss")))
+            rows.append((f"your model, best (step {best.get('step')})", best))
+    rows += [(f"{name} baseline", scores) for name, scores in report.baselines.items() if isinstance(scores, dict)]
+    if not rows:
+        return None
+    metrics = ["loss"] + sorted({k for _, r in rows for k in r if k not in ("loss", "epoch", "step")})[:3]
+    table = Table(title="Validation", title_justify="left", title_style="bold", box=rule, pad_edge=False)
+    table.add_column("")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for label, r in rows:
+        table.add_row(Text(label), *(fmt(_num(r.get(m))) if m in r else "-" for m in metrics))
+    return table
+
+
+def probe_length(report: Report) -> Text | None:
+    """How much of the user's planned training the instrumented run covered."""
+    curve = report.probes.get("loss_curve", {})
+    if not curve.get("steps_planned") or not curve.get("val"):
+        return None
+    return Text(f"The probe ran {len(curve.get('train_steps', []))} of the {curve['steps_planned']} steps your "
+                f"training plans (stopped: {curve.get('stopped')}).", style="dim")
+
+
+def findings_table(report: Report, rule: Box) -> Table:
+    table = Table(title=f"Findings ({len(report.findings)})", title_justify="left", title_style="bold",
+                  box=None, pad_edge=False, show_header=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("finding", overflow="fold", ratio=1)
+    for f in report.findings:
+        head = Text.assemble((f"{f.code} {f.name}", "bold"), "  ", (f.severity, STYLE[f.severity]),
+                             f"  confidence {f.confidence:.2f}")
+        body = [head, Text(f.summary)]
+        shown = evidence_items(f.evidence)
+        if shown:
+            more = f" (+{len(shown) - EVIDENCE_SHOWN} more)" if len(shown) > EVIDENCE_SHOWN else ""
+            body.append(Text("evidence: " + "; ".join(f"{k} = {v}" for k, v in shown[:EVIDENCE_SHOWN]) + more,
+                             style="dim"))
+        if f.fix:
+            body.append(Text.assemble(("fix: ", "bold"), f.fix.splitlines()[0]))
+        if f.verified:
+            v = f.verified
+            before, after = v.get("before", {}), v.get("after", {})
+            body.append(Text(f"verified by retraining ({v.get('treatment')}): {v.get('metric')} "
+                             f"{fmt(_num(before.get('mean')))} -> {fmt(_num(after.get('mean')))}, "
+                             f"p = {fmt(_num(v.get('p_value')))}: {'improved' if v.get('improved') else 'no improvement'}",
+                             style="green" if v.get("improved") else "dim"))
+        gap = [Text("")] if f is not report.findings[-1] else []
+        table.add_row(str(f.rank), Group(*body, *gap))
+    return table
+
+
+def treatments_table(report: Report, rule: Box) -> Table | None:
+    """Each treatment's validation metric before and after, over the same seeds."""
+    if not report.treatments:
+        return None
+    table = Table(title="Treatments (retrained, same steps and seeds)", title_justify="left", title_style="bold",
+                  box=rule, pad_edge=False)
+    for col, justify in (("treatment", "left"), ("for", "left"), ("metric", "left"), ("before", "right"),
+                         ("after", "right"), ("p", "right"), ("verified", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    for t in report.treatments:
+        m = t.get("metric", {})
+        # Text, not str: rich would read brackets in a str as markup.
+        table.add_row(Text(str(t.get("name"))), ", ".join(t.get("for", [])), Text(str(m.get("name", ""))),
+                      fmt(_num(m.get("before", {}).get("mean"))), fmt(_num(m.get("after", {}).get("mean"))),
+                      fmt(_num(m.get("p_value"))),
+                      Text("yes", style="green") if t.get("verified") else Text("no", style="dim"))
+    return table
 
 
 def render(report: Report, console: Console | None = None) -> None:
-    console = console or Console(width=min(100, Console().width))
-    console.print(Text.assemble(("Symptom: ", "bold"), (report.symptom, "bold magenta"), f" ({SYMPTOM_TEXT.get(report.symptom, '')})"))
-    if report.status != "complete":
-        console.print(Text(f"Status: {report.status}. " + " ".join(report.notes), style="yellow"))
-    curve = report.probes.get("loss_curve", {})
-    val = [v for v in curve.get("val", []) if isinstance(v.get("loss"), float)]
-    if val:
-        first, best = val[0]["loss"], min(v["loss"] for v in val)
-        base = ", ".join(f"{k} {_fmt(v.get('loss'))}" for k, v in report.baselines.items())
-        console.print(f"Validation loss: first {_fmt(first)}, best {_fmt(best)} after {curve.get('val')[-1].get('step')} of "
-                      f"{curve.get('steps_planned')} planned steps" + (f"; baselines: {base}" if base else ""))
-    if not report.findings:
-        console.print("No findings.")
-        return
-    top = report.findings[0]
-    console.print(Text.assemble(("Most likely cause: ", "bold"), (f"{top.code} {top.name}", STYLE[top.severity]), f": {top.summary}"))
-    if top.fix:
-        console.print(Text.assemble(("Fix: ", "bold"), top.fix.splitlines()[0]))
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("#", "code", "severity", "finding"):
-        table.add_column(col, overflow="fold")
-    for f in report.findings:
-        table.add_row(str(f.rank), f"{f.code} {f.name}", Text(f.severity, style=STYLE[f.severity]), f.summary)
-    console.print(table)
-    console.print("Run `lstm-doctor explain CODE` for what a finding means and how to fix it.", style="dim")
+    """Print the report: verdict first, then the evidence behind it."""
+    console = console or Console(width=min(WIDTH, Console().width))
+    console.print(verdict(report))
+    rule = SIMPLE_HEAD if console.is_terminal else ASCII_HEAD
+    for part in (loss_table(report, rule), probe_length(report),
+                 findings_table(report, rule) if report.findings else None, treatments_table(report, rule)):
+        if part is not None:
+            console.print(part if isinstance(part, Text) else Padding(part, (1, 0, 0, 0), expand=False))
+    if report.findings:
+        console.print("Run `lstm-doctor explain CODE` for what a finding means and how to fix it.", style="dim")
