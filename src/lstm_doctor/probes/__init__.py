@@ -11,6 +11,10 @@ from lstm_doctor.probes.axes import axes
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.probes.context import ProbeContext
 from lstm_doctor.probes.frozen import frozen
+from lstm_doctor.probes.gates import gates
+from lstm_doctor.probes.gradients import gradients
+from lstm_doctor.probes.memory_length import memory_length
+from lstm_doctor.probes.predictions import predictions
 from lstm_doctor.probes.training_run import training_run
 
 Probe = Callable[[ProbeContext], None]
@@ -19,6 +23,10 @@ PIPELINE: list[tuple[str, Probe]] = [
     ("baselines", baselines),
     ("axes", axes),
     # Instruments (callbacks riding along the training run) come before it.
+    ("gradients", gradients),
+    ("memory_length", memory_length),
+    ("gates", gates),
+    ("predictions", predictions),
     ("frozen", frozen),
     ("training_run", training_run),
 ]
