@@ -137,26 +137,26 @@ def _times(t: pd.Series, column: str, name: str) -> pd.Series:
 
 def _order(frame: pd.DataFrame, cfg: DataConfig, name: str) -> pd.DataFrame:
     """Rows grouped by series (in order of first appearance) and ordered by time within each."""
-    keys: list[pd.Series] = []
+    # Sort keys by position: the user's index may repeat labels (concatenated frames).
+    keys = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     if cfg.series_id:
         ids = frame[cfg.series_id]
         if ids.isna().any():
             raise InputError(f"{name}: series_id column '{cfg.series_id}' has {int(ids.isna().sum())} missing value(s); give every row its series.")
         # Codes, not the ids themselves: ids of mixed types (1 and "a") do not sort.
-        keys.append(pd.Series(pd.factorize(ids)[0], index=frame.index))
+        keys["series"] = pd.factorize(ids)[0]
     if cfg.time:
-        times = _times(frame[cfg.time], cfg.time, name)
-        keys.append(times)
-        duplicated = pd.concat(keys, axis=1).duplicated()
+        keys["time"] = _times(frame[cfg.time], cfg.time, name).to_numpy()
+        duplicated = keys.duplicated().to_numpy()
         if duplicated.any():
-            first = _shown(frame.loc[duplicated.idxmax(), cfg.time])
+            first = _shown(frame[cfg.time].iloc[int(duplicated.argmax())])
             hint = "" if cfg.series_id else " If the file holds several series, name the column that tells them apart with --series-id."
             raise InputError(f"{name}: time column '{cfg.time}' repeats {int(duplicated.sum())} time stamp(s) within a series (e.g. {first}); "
                              f"each series needs one row per time.{hint}")
-    if not keys:
+    if not len(keys.columns):
         return frame
-    order = pd.concat(keys, axis=1, keys=range(len(keys))).sort_values(list(range(len(keys))), kind="stable").index
-    return frame.loc[order].reset_index(drop=True)
+    order = keys.sort_values(list(keys.columns), kind="stable").index.to_numpy()
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def _numeric(frame: pd.DataFrame, cols: list[str], role: str, name: str) -> np.ndarray:
