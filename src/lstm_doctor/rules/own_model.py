@@ -20,7 +20,10 @@ from lstm_doctor.rules.registry import rule
 MIXING = 1e-3
 # M208, layout of the arrays: neighbouring entries along the axis handed over as
 # features are this correlated, along the axis handed over as time they are not.
-LAYOUT_FEATURE_CORR = 0.9
+# Series at their natural sampling rate have lag-1 autocorrelations well above
+# 0.8 (hourly Italian power demand 0.89, GunPoint's motion 0.997); distinct
+# features side by side rarely are.
+LAYOUT_FEATURE_CORR = 0.8
 LAYOUT_STEP_CORR = 0.5
 LAYOUT_MIN_FEATURES = 8
 # M212: never-training weights above this share of all weights make it critical.
@@ -65,9 +68,11 @@ def batch_first_mismatch(ev: Evidence) -> Finding | None:
         recurrence along the batch gives changes of the spread's own size).
         This catches every form of the fault, whatever the layer or transpose.
       - Arrays: when the axis given as features has at least 8 entries, more
-        than the axis given as time, and neighbours along it correlate at 0.9
-        or more while neighbours along "time" correlate under 0.5, the data
-        itself looks transposed (time series are smooth in time).
+        than the axis given as time, and neighbours along it correlate at 0.8
+        or more while neighbours along "time" correlate under 0.5 (or there is
+        one step), the data itself looks transposed: series at their natural
+        rate have lag-1 autocorrelations well above 0.8 (hourly Italian power
+        demand 0.89, GunPoint 0.997), unrelated features side by side rarely.
 
     Example
       ItalyPowerDemand (24 hourly steps, 2 classes) into
