@@ -25,6 +25,13 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "M209": ("T307", "T309"),
     "T310": ("T301", "T304", "T307"),
     "M212": ("T302", "T307", "T309", "T306", "T303"),
+    # Training dynamics: exploding updates saturate gates; saturated gates stop gradients and
+    # freeze units; a model whose gradients vanish or whose units died predicts a constant.
+    "T304": ("T305", "T306", "T307"),
+    "T305": ("T303", "T306", "T307"),
+    "T303": ("T307",),
+    "T306": ("T307",),
+    "T302": ("T307",),
 }
 
 

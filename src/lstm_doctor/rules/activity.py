@@ -1,0 +1,217 @@
+"""T305 saturated-gates, T306 dead-units and T307 prediction-collapse: what the recurrent units and the outputs do.
+
+Evidence comes from ``probes/gates.py`` (gates recomputed on a fixed batch of
+training windows) and ``probes/predictions.py`` (the trained model's validation
+outputs); each rule stays silent when its evidence was not measured.
+"""
+
+from __future__ import annotations
+
+from lstm_doctor.evidence import Evidence
+from lstm_doctor.findings import Finding
+from lstm_doctor.rules.progress import input_free_loss
+from lstm_doctor.rules.registry import rule
+
+# T305 / T306: a layer counts when more than half its gate activations or units are affected,
+# SageMaker Debugger's threshold_layer default (50%) for saturated activations and dead ReLUs.
+LAYER_SHARE = 0.5
+# Gates whose saturation near 1 is how the cell keeps its memory (Karpathy et al. 2015 find
+# right-saturated forget gates in well-trained LSTMs): left out of the saturation average.
+MEMORY_GATES = {"forget", "update"}
+# T307
+SPREAD = 0.1  # outputs' std under a tenth of the targets'
+AT_BASELINE = 0.9  # loss at or above 90% of the best constant prediction's
+ONE_CLASS = 0.98  # share of windows given the most-predicted class
+MINORITY = 0.05  # ... while at least this share belongs to other classes
+
+
+def _layers(shares: dict[str, float]) -> dict[str, float]:
+    """Mean saturation per layer over its non-memory gates ({"layer0.input": ...} -> {"layer0": ...})."""
+    grouped: dict[str, list[float]] = {}
+    for key, share in shares.items():
+        layer, _, gate = key.rpartition(".")
+        if gate not in MEMORY_GATES and share is not None:
+            grouped.setdefault(layer, []).append(share)
+    return {layer: sum(v) / len(v) for layer, v in grouped.items()}
+
+
+def _not_learning(ev: Evidence) -> bool:
+    base, loss = input_free_loss(ev), ev.get("prediction_loss")
+    return base is not None and loss is not None and loss >= AT_BASELINE * base
+
+
+@rule("T305")
+def saturated_gates(ev: Evidence) -> Finding | None:
+    """What it means
+      The recurrent layer's gates sit at their limits: sigmoids at 0 or 1, tanh
+      at -1 or 1. There their slope is close to 0, so almost no gradient passes
+      through them and the weights feeding them stop learning; the cell state
+      no longer depends on the input. The usual cause is inputs far from unit
+      scale; weights grown too large under a high learning rate is the other.
+
+    How it is measured
+      PyTorch's fused LSTM/GRU kernels hide their gates, so every layer and
+      direction is recomputed step by step from its own weights on 32 fixed
+      training windows, before training, every probe_every steps and at the end
+      (the recomputation matches the fused layer's output to 1e-10 in float64,
+      tests/test_gate_recompute.py). A sigmoid gate is saturated below 0.05 or
+      above 0.95 (slope under 0.048, a fifth of its peak), a tanh activation
+      beyond +-0.95 (slope under a tenth of its peak); Karpathy, Johnson &
+      Fei-Fei (2015) chart LSTM gate saturation the same way with 0.1/0.9.
+      Per layer, the mean saturated share over its gates, leaving out the
+      forget (LSTM) and update (GRU) gates, whose saturation near 1 is how a
+      cell remembers. Fires when a layer exceeds 50% at the end of the run,
+      SageMaker Debugger's threshold_layer default for saturated activations.
+
+    Example
+      Weekly CO2 in ppm (about 340) fed raw to an LSTM(16): 88% of the input
+      gate and 100% of the candidate and output gate activations are saturated
+      before and after training, and the model predicts a constant. With
+      data.scale: standard no gate saturates.
+
+    Fix
+      Setup file:  data.scale: standard; a lower training.lr if the gates
+                   saturate only during training
+      PyTorch:     x = (x - mean_train) / std_train   # statistics of the training part
+      Keras:       norm = keras.layers.Normalization(axis=-1); norm.adapt(x_train)
+                   model = keras.Sequential([norm, keras.layers.LSTM(units), ...])
+
+    Related: D102 unscaled-inputs, T303 vanishing-gradients, T306 dead-units, T301 learning-rate-too-high
+    """
+    shares = ev.get("gate_saturation")
+    if not shares:
+        return None
+    layers = _layers(shares)
+    hot = {layer: share for layer, share in layers.items() if share > LAYER_SHARE}
+    if not hot:
+        return None
+    layer, worst = max(hot.items(), key=lambda kv: kv[1])
+    prefix = layer + "."
+    gates = {k.removeprefix(prefix): round(v, 3) for k, v in shares.items() if k.startswith(prefix)}
+    stuck = _not_learning(ev)
+    more = f" ({len(hot) - 1} more layer(s) likewise)" if len(hot) > 1 else ""
+    effect = " and the model does no better than a constant" if stuck else ""
+    evidence = {"saturated_share": {k: round(v, 3) for k, v in hot.items()}, "layer": layer, "gates": gates,
+                "threshold": LAYER_SHARE, "cell_norm": ev.get("cell_norm")}
+    return Finding.of(
+        "T305",
+        f"{worst:.0%} of the gate activations in {layer} are pinned at their limits{more}, so little gradient "
+        f"passes through them{effect}.",
+        evidence, confidence=0.85 if stuck else 0.65,
+        fix="data.scale: standard (and a lower training.lr if the gates saturate only during training)",
+    )
+
+
+@rule("T306")
+def dead_units(ev: Evidence) -> Finding | None:
+    """What it means
+      Many hidden units of a recurrent layer output the same value whatever the
+      input: saturated for good, or zeroed (a ReLU recurrence). A dead unit
+      passes no information forward and no gradient back, so the layer works
+      with a fraction of its width, and often none at all.
+
+    How it is measured
+      On the same 32 fixed training windows as the gate probe, each hidden
+      unit's output (per layer and direction, recomputed from the weights) has
+      a standard deviation over the windows and their real steps. A unit is
+      dead when that is below 0.001 (on the [-1, 1] scale of tanh and LSTM
+      outputs) at every measurement in the second half of the run. Fires when
+      more than half the units of a layer are dead, SageMaker Debugger's
+      threshold_layer default for dead ReLUs.
+
+    Example
+      Weekly CO2 in ppm fed raw to an LSTM(16): 13 of its 16 units are constant
+      across all windows; scaled, none is.
+
+    Fix
+      Setup file:  data.scale: standard; model.init: default (never zeros);
+                   a lower training.lr when units die during training
+      PyTorch:     scale the inputs; re-create the layer rather than zeroing weights,
+                   and avoid nn.RNN(nonlinearity="relu") with a high learning rate
+      Keras:       keras.layers.Normalization before the LSTM; the default
+                   initializers (glorot_uniform, orthogonal)
+
+    Related: T305 saturated-gates, D102 unscaled-inputs, M206 poor-initialization, M211 unbounded-recurrent-activation
+    """
+    dead, units = ev.get("dead_units"), ev.get("hidden_units")
+    if not dead or not units:
+        return None
+    shares = {layer: n / units[layer] for layer, n in dead.items() if units.get(layer)}
+    hit = {layer: share for layer, share in shares.items() if share > LAYER_SHARE}
+    if not hit:
+        return None
+    layer = max(hit, key=hit.get)
+    more = f" ({len(hit) - 1} more layer(s) likewise)" if len(hit) > 1 else ""
+    return Finding.of(
+        "T306",
+        f"{dead[layer]} of the {units[layer]} units in {layer} never change whatever the input{more}, "
+        "so the layer works at a fraction of its width.",
+        {"dead_units": dead, "hidden_units": units, "dead_share": {k: round(v, 3) for k, v in hit.items()},
+         "threshold": LAYER_SHARE},
+        confidence=0.8,
+        fix="data.scale: standard, model.init: default, and a lower training.lr if units die during training",
+    )
+
+
+@rule("T307")
+def prediction_collapse(ev: Evidence) -> Finding | None:
+    """What it means
+      The trained model gives (nearly) the same output for every input: the
+      mean of the targets, some other constant, or the majority class. It has
+      found the best answer that ignores the inputs, or not even that, and
+      every window gets it. This is the end state of most "my LSTM doesn't
+      learn" reports; the cause is usually ranked above it (unscaled data, a
+      learning rate far off, saturated or dead units).
+
+    How it is measured
+      The model after the instrumented run predicts every validation window
+      (dropout off). Regression: the standard deviation of the outputs over
+      that of the targets, per target; fires below 0.1 while the validation
+      loss is at 90% or more of the best constant prediction's (a spread under
+      0.1 caps the explained variance near 19% at best, and the loss check
+      rules out a model that is merely cautious). Classification: fires when
+      one class is predicted for 98% or more of the windows while at least 5%
+      belong to other classes, with the loss at 90% or more of the class-prior
+      baseline's.
+
+    Example
+      Weekly CO2 in ppm (about 340) fed raw as input and target to an LSTM(16):
+      the outputs vary 3e-7 as much as the targets and the validation loss is
+      130x the mean baseline's. GunPoint into an LSTM(16): class 1 for all 150
+      validation windows, a 51/49 split.
+
+    Fix
+      Setup file:  data.scale: standard; a learning rate from the range test
+                   (training.lr); remove a sigmoid/softmax before bce/ce (M201)
+      PyTorch:     y = (y - y_mean) / y_std; x likewise; invert for reporting
+                   nn.BCEWithLogitsLoss / nn.CrossEntropyLoss on raw logits
+      Keras:       keras.layers.Normalization for inputs; scale y with training statistics
+                   loss=keras.losses.BinaryCrossentropy(from_logits=True)
+
+    Related: D102 unscaled-inputs, D104 unscaled-target, T302 learning-rate-too-low, D111 class-imbalance, M201 output-loss-mismatch
+    """
+    base, loss = input_free_loss(ev), ev.get("prediction_loss")
+    at_base = base is None or (loss is not None and loss >= AT_BASELINE * base)
+    evidence = {"prediction_loss": loss, "input_free_loss": base}
+    spread = ev.get("prediction_spread")
+    if spread is not None:
+        if spread >= SPREAD or not at_base:
+            return None
+        evidence.update(prediction_spread=spread, threshold=SPREAD)
+        versus = f"; validation loss {loss / base:.3g}x the constant baseline's" if base and loss is not None else ""
+        return Finding.of(
+            "T307", f"The model predicts nearly a constant: its outputs vary {spread:.2g} times as much as the targets{versus}.",
+            evidence, confidence=0.9 if base is not None else 0.7,
+            fix="data.scale: standard for inputs and target, and a learning rate from the range test",
+        )
+    share, majority = ev.get("predicted_class_share"), ev.get("majority_share")
+    if share is None or majority is None or share < ONE_CLASS or majority > 1 - MINORITY or not at_base:
+        return None
+    evidence.update(predicted_class=ev.get("predicted_class"), predicted_class_share=share, majority_share=majority)
+    return Finding.of(
+        "T307",
+        f"The model predicts class {ev.get('predicted_class')} for {share:.0%} of the validation windows, "
+        f"though {1 - majority:.0%} of them belong to other classes.",
+        evidence, confidence=0.9 if base is not None else 0.7,
+        fix="data.scale: standard, a learning rate from the range test, logits (no sigmoid/softmax) into bce/ce",
+    )

@@ -1,0 +1,146 @@
+"""T303-T307 on hand-made evidence: each condition fires, and a near miss stays silent."""
+
+from __future__ import annotations
+
+import pytest
+
+from lstm_doctor.evidence import Evidence
+from lstm_doctor.rank import rank
+from lstm_doctor.rules import page
+from lstm_doctor.rules.activity import dead_units, prediction_collapse, saturated_gates
+from lstm_doctor.rules.gradients import exploding_gradients, vanishing_gradients
+
+CODES = ("T303", "T304", "T305", "T306", "T307")
+
+
+def learning(best: float, base: float = 1.0, **more) -> Evidence:
+    """Evidence of a run whose best validation loss is ``best`` against an input-free baseline ``base``."""
+    return Evidence(baseline_loss={"mean": base, "persistence": base / 10}, val_history=[{"loss": base * 1.2}, {"loss": best}], **more)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_page_has_the_fixed_sections(code):
+    text = page(code)
+    for section in ("What it means", "How it is measured", "Example", "Fix", "Setup file:", "PyTorch:", "Keras:", "Related:"):
+        assert section in text, (code, section)
+
+
+def test_silent_when_nothing_was_measured():
+    ev = Evidence()
+    assert all(check(ev) is None for check in (vanishing_gradients, exploding_gradients, saturated_gates, dead_units, prediction_collapse))
+
+
+# T303 vanishing-gradients
+
+def test_t303_memory_far_shorter_than_the_period():
+    found = vanishing_gradients(Evidence(memory_length=4, memory_window=48, dominant_period=24))
+    assert found.code == "T303" and found.evidence["dominant_period"] == 24
+    assert "last 5 input steps" in found.summary and "every 24 steps" in found.summary
+    # Near miss: the memory reaches half the period.
+    assert vanishing_gradients(Evidence(memory_length=12, memory_window=48, dominant_period=24)) is None
+    # A period longer than the window is D108's business, not a memory fault.
+    assert vanishing_gradients(Evidence(memory_length=4, memory_window=48, dominant_period=52)) is None
+
+
+def test_t303_short_memory_counts_only_when_the_model_does_not_learn():
+    stuck = vanishing_gradients(learning(0.99, memory_length=2, memory_window=150))
+    assert stuck is not None and stuck.evidence["best_over_input_free"] == 0.99
+    # Same short memory, but the model beats the constant: the data may need no more.
+    assert vanishing_gradients(learning(0.5, memory_length=2, memory_window=150)) is None
+    # Not learning, but the gradient reaches a tenth of the window.
+    assert vanishing_gradients(learning(0.99, memory_length=15, memory_window=150)) is None
+
+
+def test_t303_across_layers_and_absolute():
+    assert vanishing_gradients(Evidence(grad_layer_ratio=0.003)).evidence["grad_layer_ratio"] == 0.003
+    assert vanishing_gradients(Evidence(grad_layer_ratio=0.02)) is None
+    tiny = Evidence(grad_recurrent_layers=["rnn.l0"], grad_mean_abs_per_layer={"rnn.l0": 5e-8, "head": 1e-9})
+    assert vanishing_gradients(tiny).evidence["grad_mean_abs_per_layer"] == {"rnn.l0": 5e-8}
+    # The head is no recurrent layer, and 2e-7 is above SageMaker's 1e-7.
+    near = Evidence(grad_recurrent_layers=["rnn.l0"], grad_mean_abs_per_layer={"rnn.l0": 2e-7, "head": 1e-9})
+    assert vanishing_gradients(near) is None
+
+
+# T304 exploding-gradients
+
+def test_t304_non_finite_gradient_is_critical():
+    found = exploding_gradients(Evidence(grad_nonfinite_steps=3, grad_first_nonfinite=41, grad_spike_ratios=[]))
+    assert found.severity == "critical" and "step 41" in found.summary
+    assert exploding_gradients(Evidence(grad_nonfinite_steps=0, grad_spike_ratios=[])) is None
+
+
+def test_t304_growth_through_time_before_training():
+    found = exploding_gradients(Evidence(memory_far_gain_init=18.0, memory_window=22))
+    assert found.severity == "critical" and "18x" in found.summary
+    assert exploding_gradients(Evidence(memory_far_gain_init=9.5, memory_window=22)) is None
+    # The setup already clips: still a fault, no longer critical.
+    assert exploding_gradients(Evidence(memory_far_gain_init=18.0, clip_norm=1.0, clipped_fraction=0.4)).severity == "warning"
+
+
+def test_t304_spikes_need_fifty_times_the_running_median():
+    found = exploding_gradients(Evidence(grad_spike_ratios=[None, 1.0, 77.5, 2.0]))
+    assert found.severity == "warning" and found.evidence["worst_spike_step"] == 2
+    assert exploding_gradients(Evidence(grad_spike_ratios=[None, 1.0, 30.0, 2.0])) is None  # healthy small-batch noise
+    assert exploding_gradients(Evidence(grad_spike_ratios=[80.0], clip_norm=1.0, clipped_fraction=0.01)).severity == "info"
+
+
+def test_t304_across_layers():
+    assert exploding_gradients(Evidence(grad_layer_ratio=5742.0)).evidence["grad_layer_ratio"] == 5742.0
+    assert exploding_gradients(Evidence(grad_layer_ratio=17.0)) is None
+
+
+# T305 saturated-gates
+
+def test_t305_a_layer_over_half_saturated():
+    shares = {"layer0.input": 0.875, "layer0.forget": 1.0, "layer0.cell": 1.0, "layer0.output": 1.0,
+              "layer1.input": 0.0, "layer1.forget": 0.0, "layer1.cell": 0.0, "layer1.output": 0.0}
+    found = saturated_gates(learning(1.3, gate_saturation=shares, prediction_loss=1.3, cell_norm=16.8))
+    assert found.evidence["saturated_share"] == {"layer0": round((0.875 + 1 + 1) / 3, 3)}
+    assert found.confidence > 0.8 and "no better than a constant" in found.summary
+    near = dict(shares, **{"layer0.input": 0.4, "layer0.cell": 0.5, "layer0.output": 0.5})
+    assert saturated_gates(Evidence(gate_saturation=near)) is None
+
+
+def test_t305_forget_and_update_gates_near_one_are_memory_not_saturation():
+    lstm = {"layer0.input": 0.1, "layer0.forget": 1.0, "layer0.cell": 0.2, "layer0.output": 0.1}
+    gru = {"layer0.reset": 0.1, "layer0.update": 1.0, "layer0.new": 0.3}
+    assert saturated_gates(Evidence(gate_saturation=lstm)) is None
+    assert saturated_gates(Evidence(gate_saturation=gru)) is None
+    assert saturated_gates(Evidence(gate_saturation={"layer0.tanh": 0.68})).code == "T305"
+
+
+# T306 dead-units
+
+def test_t306_more_than_half_a_layer_dead():
+    found = dead_units(Evidence(dead_units={"layer0": 13, "layer1": 0}, hidden_units={"layer0": 16, "layer1": 16}))
+    assert "13 of the 16 units in layer0" in found.summary
+    assert dead_units(Evidence(dead_units={"layer0": 8}, hidden_units={"layer0": 16})) is None  # exactly half
+
+
+# T307 prediction-collapse
+
+def test_t307_regression_constant_at_the_baseline():
+    found = prediction_collapse(learning(1.0, base=2.46, prediction_spread=0.0, prediction_loss=2.46))
+    assert found.severity == "critical" and found.evidence["prediction_spread"] == 0.0
+    # Cautious but useful: small spread with a loss far below the constant's (an undertrained trend model).
+    assert prediction_collapse(learning(0.89, base=5.97, prediction_spread=0.0997, prediction_loss=0.89)) is None
+    assert prediction_collapse(learning(2.4, base=2.46, prediction_spread=0.2, prediction_loss=2.4)) is None
+
+
+def test_t307_one_class_for_everything():
+    ev = Evidence(baseline_loss={"majority": 0.693}, prediction_loss=0.696, predicted_class_share=1.0,
+                  predicted_class="1", majority_share=0.501)
+    found = prediction_collapse(ev)
+    assert "class 1 for 100%" in found.summary
+    assert prediction_collapse(Evidence(ev, predicted_class_share=0.87)) is None  # names other classes too
+    assert prediction_collapse(Evidence(ev, majority_share=0.97)) is None  # predicting the 97% class is D111's story
+    assert prediction_collapse(Evidence(ev, prediction_loss=0.3)) is None  # confident and mostly right
+
+
+def test_ranking_puts_saturation_before_its_consequences():
+    ev = learning(130.0, gate_saturation={"layer0.input": 0.9, "layer0.cell": 1.0, "layer0.output": 1.0},
+                  prediction_loss=130.0, prediction_spread=1e-7, memory_length=0, memory_window=48,
+                  dead_units={"layer0": 13}, hidden_units={"layer0": 16})
+    found = [f for f in (check(ev) for check in (vanishing_gradients, saturated_gates, dead_units, prediction_collapse)) if f]
+    codes = [f.code for f in rank(found)]
+    assert codes[0] == "T305" and codes[-1] == "T307" and set(codes) == {"T303", "T305", "T306", "T307"}
