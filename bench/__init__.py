@@ -1,0 +1,1 @@
+"""Benchmarks of lstm-doctor (run as modules: python -m bench.NAME)."""

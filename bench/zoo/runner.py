@@ -1,0 +1,163 @@
+"""Runs scenarios through ``lstm_doctor.examine`` and scores each diagnosis.
+
+A fault case is scored on its ranked codes (rank 1 among the acceptable codes;
+every required code among the first three) and its symptom; a healthy control
+on false alarms (any critical finding, or a symptom other than ``healthy``) and
+on whether it really beats the baselines, both in the examined run and after
+the setup's own full training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Iterable
+
+import torch
+
+from lstm_doctor import examine
+from lstm_doctor.report import Report
+
+from bench.zoo.scenarios import Scenario
+
+# A healthy model must end at most this share of the best baseline's validation
+# loss: 20% better than predicting the mean/majority or persistence.
+HEALTHY_LOSS_SHARE = 0.8
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def beats_baselines(final_loss: float | None, baseline_loss: dict[str, float]) -> bool | None:
+    """True when ``final_loss`` is at most HEALTHY_LOSS_SHARE of the best baseline's loss."""
+    base = [v for v in baseline_loss.values() if _finite(v)]
+    if not base or not _finite(final_loss):
+        return None if not base else False
+    return final_loss <= HEALTHY_LOSS_SHARE * min(base)
+
+
+def score(scenario: Scenario, report: Report) -> dict[str, Any]:
+    """How the report's diagnosis compares with what the scenario expects."""
+    codes = report.codes()
+    out: dict[str, Any] = {"codes": codes, "symptom": report.symptom}
+    critical = [f.code for f in report.findings if f.severity == "critical"]
+    if scenario.is_healthy:
+        out["false_alarm"] = bool(critical) or report.symptom != "healthy"
+        out["top1_ok"] = out["top3_ok"] = None
+    else:
+        out["top1_ok"] = bool(codes) and codes[0] in scenario.top1
+        out["top3_ok"] = set(scenario.top3) <= set(codes[:3])
+        out["false_alarm"] = None
+    out["symptom_ok"] = None if scenario.symptoms is None else report.symptom in scenario.symptoms
+    return out
+
+
+def _repaired(scenario: Scenario, report: Report) -> bool | None:
+    """--treat: whether a verified treatment addressed an expected code (None: no trials ran)."""
+    if not report.treatments:
+        return None
+    wanted = set(scenario.top1) | set(scenario.top3)
+    return any(t.get("verified") and wanted & set(t.get("for", [])) for t in report.treatments)
+
+
+def _final_val(report: Report) -> dict[str, float]:
+    val = (report.probes.get("loss_curve") or {}).get("val") or []
+    return {k: v for k, v in val[-1].items() if _finite(v)} if val else {}
+
+
+def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | None = 300.0, treat: bool = False,
+            verify_healthy: bool = True) -> dict[str, Any]:
+    """Examine one scenario; never raises (a failure is recorded as the outcome)."""
+    record: dict[str, Any] = scenario.describe()
+    start_rss = peak_rss_mb()
+    t0 = time.perf_counter()
+    try:
+        setup = scenario.case().setup()
+        t1 = time.perf_counter()
+        report = examine(setup, budget=budget, treat=treat, time_limit=time_limit)
+        record["seconds"] = round(time.perf_counter() - t1, 3)
+        record["build_seconds"] = round(t1 - t0, 3)
+    except Exception as err:  # a crash is a result too: it counts as a miss
+        record.update(status="error", error=f"{type(err).__name__}: {err}", seconds=round(time.perf_counter() - t0, 3),
+                      codes=[], symptom=None, top1_ok=None if scenario.is_healthy else False,
+                      top3_ok=None if scenario.is_healthy else False, false_alarm=True if scenario.is_healthy else None,
+                      symptom_ok=None if scenario.symptoms is None else False)
+        record["rss_peak_mb"] = round(peak_rss_mb(), 1)
+        return record
+    record.update(score(scenario, report))
+    record.update(
+        status=report.status,
+        notes=report.notes,
+        findings=[{"code": f.code, "severity": f.severity, "rank": f.rank, "confidence": f.confidence, "summary": f.summary}
+                  for f in report.findings],
+        timing=report.timing,
+        baseline_loss={k: v.get("loss") for k, v in report.baselines.items()},
+        final_val=_final_val(report),
+        repaired=_repaired(scenario, report) if treat else None,
+    )
+    record["beats_baselines"] = beats_baselines(record["final_val"].get("loss"), record["baseline_loss"])
+    if scenario.is_healthy and verify_healthy:
+        # The setup's own full training, outside lstm-doctor's budget: is this
+        # control really a well-set-up model that learns?
+        _, result = setup.train()
+        final = {k: v for k, v in (result.val[-1] if result.val else {}).items() if _finite(v)}
+        record["full_training"] = {"steps": result.steps, "stopped": result.stopped, "final_val": final,
+                                   "beats_baselines": beats_baselines(final.get("loss"), record["baseline_loss"])}
+    record["rss_peak_mb"] = round(peak_rss_mb(), 1)
+    record["rss_growth_mb"] = round(record["rss_peak_mb"] - start_rss, 1)
+    return record
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def run_all(scenarios: list[Scenario], *, jobs: int = 1, threads: int | None = None,
+            on_result: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """Run ``scenarios`` (``jobs`` at a time, each job with ``threads`` torch threads);
+    ``on_result`` sees each record as it completes. Records come back in input order."""
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    records: dict[str, dict[str, Any]] = {}
+
+    def done(record: dict[str, Any]) -> None:
+        records[record["id"]] = record
+        if on_result is not None:
+            on_result(record)
+
+    if jobs <= 1:
+        _init_worker(threads)
+        for s in scenarios:
+            done(run_one(s, **kwargs))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = [pool.submit(run_one, s, **kwargs) for s in scenarios]
+            for fut in futures:
+                done(fut.result())
+    return [records[s.id] for s in scenarios]
+
+
+def progress_line(record: dict[str, Any], index: int, total: int) -> str:
+    """One line per finished case, for the terminal."""
+    if record.get("status") == "error":
+        verdict = f"ERROR {record['error'][:80]}"
+    elif record["top1_ok"] is None:
+        verdict = "false alarm" if record["false_alarm"] else "ok (healthy)"
+    else:
+        verdict = f"top1 {'ok' if record['top1_ok'] else 'MISS'} top3 {'ok' if record['top3_ok'] else 'MISS'}"
+    codes = ",".join(record.get("codes", [])[:4]) or "-"
+    return f"[{index}/{total}] {record['id']:<64} {record['seconds']:6.1f}s {verdict:<26} {record.get('symptom')} [{codes}]"
+
+
+def print_progress(total: int) -> Callable[[dict[str, Any]], None]:
+    count = iter(range(1, total + 1))
+    return lambda record: print(progress_line(record, next(count), total), file=sys.stderr, flush=True)
