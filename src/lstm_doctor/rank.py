@@ -17,6 +17,18 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M206", "T301", "T302", "T303", "T305", "T307", "T309", "T312"),
     "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T313", "M206"),
     "D104": ("T301", "T302", "T304", "T307", "T313"),
+    # Data faults behind training symptoms: a random split causes the window-overlap leak;
+    # values cast to integers lose the signal; outliers make gradient spikes; sequences too
+    # long for BPTT make gradients vanish; a short window looks like too little capacity;
+    # a trend or too little data looks like overfitting.
+    "D115": ("D114",),
+    "D113": ("D105", "D106", "D110", "T307"),
+    "D106": ("T304",),
+    "D109": ("T303",),
+    "D108": ("M203",),
+    "D107": ("T308",),
+    "D116": ("T308",),
+    "D111": ("T307",),  # the majority class is the constant a collapsed model predicts
     # Swapped axes: one-step "sequences" leave the recurrent weights without gradient (M212).
     "M208": ("D110", "T307", "T309", "T303", "M212", "T302"),
     "M201": ("T307", "T309", "T313", "D111"),

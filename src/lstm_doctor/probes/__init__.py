@@ -10,6 +10,7 @@ from typing import Callable
 from lstm_doctor.probes.axes import axes
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.probes.context import ProbeContext
+from lstm_doctor.probes.data_profile import data_profile
 from lstm_doctor.probes.frozen import frozen
 from lstm_doctor.probes.gates import gates
 from lstm_doctor.probes.gradients import gradients
@@ -20,6 +21,7 @@ from lstm_doctor.probes.training_run import training_run
 Probe = Callable[[ProbeContext], None]
 
 PIPELINE: list[tuple[str, Probe]] = [
+    ("data_profile", data_profile),  # inspected scales and ACF into the plots; costs nothing
     ("baselines", baselines),
     ("axes", axes),
     # Instruments (callbacks riding along the training run) come before it.
