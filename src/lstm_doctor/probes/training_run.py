@@ -1,35 +1,35 @@
-"""The instrumented run at the user's own settings: loss curves over (a capped part of) the setup's training.
+"""The instrumented run at the user's own settings: loss curves over the setup's training.
+
+The run is the setup's whole training when the budget affords it (``quick``: a
+typical setup's), otherwise its first ``Budget.training_steps`` steps. The cap is
+a number of steps from the budget's cost model, never a wall-clock time, so two
+examinations of one setup see the same curve.
 
 Evidence written: ``train_loss_steps``, ``train_loss_epochs``, ``val_history``,
-``stopped``, ``diverged_at``, ``training_error``, ``steps_run``,
-``steps_planned`` (the setup's full training), ``steps_per_epoch``, ``initial_val``.
+``stopped``, ``diverged_at``, ``training_error``, ``steps_run``, ``steps_cap``
+(steps the budget allowed), ``steps_planned`` (the setup's full training),
+``steps_per_epoch``, ``batch_size``, ``epochs`` (the setup's), ``training_seconds``. Plot ``loss_curve`` (its ``val`` starts
+with the untrained model's validation scores, ``initial_val``, when measured).
 """
 
 from __future__ import annotations
 
 import math
 
+from lstm_doctor.budget import Workload
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.training import evaluate
-
-
-def planned_steps(ctx: ProbeContext) -> int:
-    s = ctx.setup
-    return math.ceil(len(s.data.train) / s.batch_size) * s.epochs
 
 
 def training_run(ctx: ProbeContext) -> None:
     setup, ev = ctx.setup, ctx.evidence
-    planned = planned_steps(ctx)
-    cap = min(planned, max(ctx.budget.train_steps, int(planned * ctx.budget.fraction_of_training)))
-    model = setup.new_model()
-    ev["initial_val"] = evaluate(model, setup.objective, setup.data.val, setup.data)
+    work = Workload.of(setup)
+    cap = ctx.budget.training_steps(work)
     per_epoch = math.ceil(len(setup.data.train) / setup.batch_size)
-    # Validate often enough for a curve even when the capped run is under an epoch.
+    # Validate often enough for a curve even when the run is under ten epochs.
     eval_every = max(1, min(per_epoch, cap // 10)) if cap < 10 * per_epoch else None
     _, result = setup.train(
         max_steps=cap, eval_every=eval_every, callbacks=ctx.instruments,
-        deadline=ctx.deadline, progress="training at your settings" if ctx.progress else False, model=model,
+        deadline=ctx.deadline, progress="training at your settings" if ctx.progress else False,
     )
     ev.update(
         train_loss_steps=result.train_loss,
@@ -39,14 +39,18 @@ def training_run(ctx: ProbeContext) -> None:
         diverged_at=result.diverged_at,
         training_error=result.error,
         steps_run=result.steps,
-        steps_planned=planned,
+        steps_cap=cap,
+        steps_planned=work.planned_steps,
         steps_per_epoch=per_epoch,
+        batch_size=setup.batch_size,
+        epochs=setup.epochs,
         training_seconds=result.seconds,
     )
+    start = [{"epoch": 0, "step": 0, **ev["initial_val"]}] if ev.get("initial_val") else []
     ctx.plots["loss_curve"] = {
         "train_steps": result.train_loss,
-        "val": result.val,
+        "val": start + result.val,
         "steps_per_epoch": per_epoch,
-        "steps_planned": planned,
+        "steps_planned": work.planned_steps,
         "stopped": result.stopped,
     }

@@ -1,0 +1,99 @@
+"""Measures of loss curves, shared by the symptom and the training-dynamics rules.
+
+Plain functions of lists of numbers: no evidence keys, no judgments. Every
+level is a median over a stretch of the curve, so that one noisy batch or one
+lucky validation pass does not move it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+SPIKE_FACTOR = 2.0  # a validation loss more than double its recent level is a spike
+SPIKE_HISTORY = 5  # evaluations that make the recent level
+
+
+def finite(values: Iterable) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def rolling_median(values: Iterable[float], half: int) -> np.ndarray:
+    """Centred rolling median over ``2 * half + 1`` points (fewer at the ends): no lag, robust to spikes."""
+    x = np.asarray(list(values), dtype=float)
+    return np.array([np.median(x[max(0, i - half) : i + half + 1]) for i in range(len(x))])
+
+
+def head_level(values: list[float], fraction: float = 0.05) -> float:
+    """Median of the first ``fraction`` of the curve (at least 3 points)."""
+    return float(np.median(values[: max(3, int(len(values) * fraction))]))
+
+
+def tail_level(values: list[float], fraction: float = 0.1) -> float:
+    """Median of the last ``fraction`` of the curve (at least 3 points)."""
+    return float(np.median(values[-max(3, int(len(values) * fraction)) :]))
+
+
+def quarter_medians(values: list[float]) -> list[float]:
+    """Medians of the curve's four quarters (needs at least 8 points)."""
+    return [float(np.median(q)) for q in np.array_split(np.asarray(values, dtype=float), 4)]
+
+
+def spike_count(values: list[float]) -> int:
+    """Points more than ``SPIKE_FACTOR`` times the median of the ``SPIKE_HISTORY`` before them."""
+    return sum(1 for i in range(1, len(values))
+               if values[i] > SPIKE_FACTOR * float(np.median(values[max(0, i - SPIKE_HISTORY) : i])))
+
+
+def jumpiness(values: list[float]) -> float | None:
+    """Median |log change| between consecutive points of the curve's second half (None under 12 points).
+
+    0.2 means the loss typically moves by ~20% from one evaluation to the next.
+    """
+    half = [v for v in values[len(values) // 2 :] if v > 0]
+    if len(half) < 6:
+        return None
+    return float(np.median(np.abs(np.diff(np.log(half)))))
+
+
+def train_rise(train: list[float]) -> tuple[float, float]:
+    """How far the smoothed training loss ends above its lowest point: (end / lowest, (end - lowest) / start)."""
+    smoothed = rolling_median(train, max(2, len(train) // 20))
+    start, end, low = head_level(train), tail_level(train), float(smoothed.min())
+    return (end / low if low > 0 else math.inf), ((end - low) / start if start > 0 else 0.0)
+
+
+def relative_drop(train: list[float]) -> float:
+    """Fall of the training loss from its start to its end, as a fraction of the start."""
+    start = head_level(train)
+    return (start - tail_level(train)) / start if start > 0 else 0.0
+
+
+def overfit_rise(val: list[float], val_steps: list[int], train: list[float]) -> tuple[float, int, bool] | None:
+    """How the validation loss ends against its lowest point: (end level over lowest level,
+    index of the lowest, whether the training loss fell since then).
+
+    The lowest level is the minimum of a rolling median over a fifth of the curve
+    (a single lucky evaluation does not count); the end level the median of the
+    last fifth. None with fewer than 6 evaluations or when the lowest point is
+    among the last three (a rise needs a few evaluations to be seen).
+    """
+    if len(val) < 6:
+        return None
+    smoothed = rolling_median(val, max(2, len(val) // 10))
+    best = int(np.argmin(smoothed))
+    if best >= len(val) - 3 or smoothed[best] <= 0:
+        return None
+    rise = tail_level(val, 0.2) / float(smoothed[best])
+    improved = bool(train) and tail_level(train) < tail_level(train[: max(3, val_steps[best])])
+    return rise, best, improved
+
+
+def still_improving(val: list[float]) -> float | None:
+    """Relative fall of the validation loss from the third quarter of the curve to the last (None under 8 points)."""
+    if len(val) < 8:
+        return None
+    q = quarter_medians(val)
+    return (q[2] - q[3]) / q[2] if q[2] > 0 else None

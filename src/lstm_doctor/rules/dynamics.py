@@ -1,0 +1,466 @@
+"""Training behaviour: T301 learning-rate-too-high, T302 learning-rate-too-low, T308 overfitting,
+T309 cannot-fit-small-batch, T310 gradient-accumulation, T311 batch-size, T312 too-few-epochs,
+T313 bad-initial-loss.
+
+Evidence comes from the learning-rate range test (``probes/lr_range.py``), the
+instrumented run (``probes/training_run.py``), fit-a-small-batch
+(``probes/small_batch.py``), the loss at initialization (``probes/initial_loss.py``)
+and, for T310, the watcher of the user's own loop. The curve measures are the
+symptom's (``lstm_doctor.symptom``), so a finding and the symptom never disagree
+about what the curves show.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lstm_doctor.curves import finite, overfit_rise, relative_drop, still_improving, tail_level
+from lstm_doctor.evidence import Evidence
+from lstm_doctor.findings import Finding
+from lstm_doctor.rules.registry import rule
+from lstm_doctor.symptom import OVERFIT_RISE, diverging, not_learning, overfitting, unstable, val_curve
+
+# T301
+SWEEP_GAP = 1.5  # the run's final training loss over the lowest the range test reached
+# T302
+LOW_RATIO = 30.0  # suggestion over the user's rate
+SLOW_FRACTION = 0.25  # the run's relative loss drop over the range test's
+# T309
+BELOW_CONSTANT = 0.98  # a model that uses its input gets below the best constant's loss at once
+# T310
+RARE_RESET = 50  # optimizer steps per zero_grad beyond which accumulation is no design
+# T311
+SMALL_BATCH = 4
+FEW_STEPS = 100
+LARGE_SHARE = 1 / 8
+# T312
+STILL_FALLING = 0.05
+# T313
+INIT_FACTOR = 3.0
+OFFSET_FACTOR = 10.0
+
+
+def _lr(x: float) -> str:
+    return f"{x:.2g}"
+
+
+def _gap(x: float) -> str:
+    return f"{x:,.0f}x" if x >= 10 else f"{x:.2g}x"
+
+
+@rule("T301")
+def learning_rate_too_high(ev: Evidence) -> Finding | None:
+    """What it means
+      Each update overshoots. The loss jumps instead of falling, spikes and
+      recovers, or grows until it becomes NaN; with Adam a too-large step can
+      also throw the LSTM's gates into saturation, where the model settles on
+      a poor constant-like solution and stays there.
+
+    How it is measured
+      The learning-rate range test (Smith 2017): a fresh model trained with
+      your optimizer, loss and batch size while the rate grows exponentially
+      from 1e-7 to 10 over a few hundred steps; the safe range runs from where
+      the smoothed loss starts to fall to where it is lowest (beyond it, the
+      loss rises). Fires when your rate is above that range and your training
+      run shows the damage: it diverged (NaN or Inf, or the smoothed training
+      loss ended 1.5x above its lowest point), is unstable (see the symptom), or
+      ends at a training loss 1.5x or more the lowest the range test reached
+      in its few hundred steps. A run that diverged is enough when the range
+      test could not be run or found no working rate. A rate above the range
+      whose run trains well is not reported: the run is the better witness.
+
+    Example
+      ItalyPowerDemand, LSTM(16), Adam at lr 1.0: the safe range ends at 0.04,
+      the validation loss bounces between 0.55 and 0.8 and the training loss
+      stays at 0.68, while the range test reached 0.21 within 250 steps.
+      Sunspots with SGD at lr 10: the loss is 1e19 after 3 steps and NaN at 14.
+
+    Fix
+      Setup file:  training.lr: the suggested rate (the middle of the range
+                   test's valley), optionally training.clip_norm: 1.0
+      PyTorch:     opt = torch.optim.Adam(model.parameters(), lr=suggested)
+                   torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # before opt.step()
+      Keras:       model.compile(optimizer=keras.optimizers.Adam(learning_rate=suggested, clipnorm=1.0), ...)
+      A warm-up (a few hundred steps rising to the rate) lets larger rates work.
+
+    Related: T304 exploding-gradients, T305 saturated-gates, T311 batch-size, T302 learning-rate-too-low
+    """
+    lr, safe, suggested = ev.get("user_lr"), ev.get("lr_safe_range"), ev.get("lr_suggested")
+    train = finite(ev.get("train_loss_steps") or [])
+    above = lr is not None and safe is not None and lr > safe[1]
+    evidence: dict = {"user_lr": lr, "safe_range": safe, "suggested_lr": suggested}
+    if ev.get("stopped") == "diverged" and (above or safe is None):
+        what = f"the training loss became non-finite at step {ev.get('diverged_at')}"
+        confidence = 0.9 if above else 0.6
+        evidence["diverged_at"] = ev.get("diverged_at")
+    elif above:
+        gap = None
+        low = ev.get("lr_range_min_loss")
+        if train and low and low > 0:
+            gap = tail_level(train) / low
+        if diverging(ev):
+            what = "the training loss climbs back up"
+        elif unstable(ev):
+            what = "the validation loss spikes and swings"
+        elif gap is not None and gap >= SWEEP_GAP:
+            what = (f"training ends at a loss {_gap(gap)} the lowest the range test reached "
+                    f"({tail_level(train):.3g} vs {low:.3g})")
+        elif not_learning(ev):
+            what = "the model does no better than a constant"
+        else:
+            return None
+        evidence["final_train_over_sweep_min"] = gap
+        confidence = 0.85
+    else:
+        return None
+    where = f"{_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])})" if above else "too large"
+    summary = f"The learning rate {_lr(lr)} is {where}: {what}." if lr is not None else f"Training diverged: {what}."
+    fix = f"training.lr: {_lr(suggested)}" if suggested else "lower training.lr by 10x and add training.clip_norm: 1.0"
+    return Finding.of("T301", summary, evidence, fix=fix, confidence=confidence)
+
+
+@rule("T302")
+def learning_rate_too_low(ev: Evidence) -> Finding | None:
+    """What it means
+      The updates are too small to move the weights within the training you
+      run: the loss stays where it started, or creeps down so slowly that the
+      epochs end long before the model has learned anything. Common with plain
+      SGD at rates meant for Adam, or Adam at 1e-5 and below.
+
+    How it is measured
+      The learning-rate range test (see T301) suggests a rate in the middle of
+      the stretch where the loss falls fastest. Fires when that suggestion is
+      30x your rate or more (over an order of magnitude beyond the noise of
+      the suggestion, which moves within ~2x between seeds) and your training
+      run lowered its training loss by less than a quarter of the relative
+      drop the range test achieved in a few hundred steps. When the run was
+      capped below your training, its drop is extrapolated on a straight line
+      to your full training (an optimistic projection: the finding only fires
+      when even that falls short).
+
+    Example
+      Yearly sunspots, standardized, LSTM(16) with plain SGD at lr 1e-5: in 320
+      steps the training loss fell 6%, while the range test lowered it 36%
+      with rates around 0.06; the validation loss stays at the mean's.
+
+    Fix
+      Setup file:  training.lr: the suggested rate; or training.optimizer: adam
+                   with training.lr: 0.001
+      PyTorch:     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+      Keras:       model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), ...)
+
+    Related: T301 learning-rate-too-high, T312 too-few-epochs, D110 no-learnable-signal
+    """
+    lr, suggested, sweep_drop = ev.get("user_lr"), ev.get("lr_suggested"), ev.get("lr_range_drop")
+    train = finite(ev.get("train_loss_steps") or [])
+    if not lr or not suggested or not sweep_drop or sweep_drop <= 0 or len(train) < 10:
+        return None
+    ratio = suggested / lr
+    if ratio < LOW_RATIO:
+        return None
+    run, planned = ev.get("steps_run") or len(train), ev.get("steps_planned") or len(train)
+    drop = max(relative_drop(train), 0.0)
+    projected = min(1.0, drop * max(planned / max(run, 1), 1.0))
+    if projected >= SLOW_FRACTION * sweep_drop:
+        return None
+    evidence = {"user_lr": lr, "suggested_lr": suggested, "ratio": round(ratio, 1), "run_drop": round(drop, 3),
+                "projected_drop": round(projected, 3), "sweep_drop": round(sweep_drop, 3), "steps_run": run,
+                "steps_planned": planned}
+    for key in ("small_batch_user_best", "small_batch_sound_best", "small_batch_constant_loss"):
+        if ev.get(key) is not None:
+            evidence[key] = ev[key]
+    summary = (f"The learning rate {_lr(lr)} is {_gap(ratio)} below the suggested {_lr(suggested)}: in {run} steps "
+               f"the training loss fell {drop:.0%}, while the range test lowered it {sweep_drop:.0%}.")
+    return Finding.of("T302", summary, evidence, fix=f"training.lr: {_lr(suggested)}", confidence=0.85)
+
+
+@rule("T308")
+def overfitting_rule(ev: Evidence) -> Finding | None:
+    """What it means
+      The model learns the training windows, not the pattern: the training
+      loss keeps falling while the validation loss, after reaching its lowest
+      point, rises again. Everything trained past that point makes the model
+      worse on new data.
+
+    How it is measured
+      Over the instrumented run: the lowest point of the validation loss
+      smoothed by a rolling median over a fifth of the evaluations, against
+      the median of the last fifth. Fires when the end is 20% or more above the
+      lowest point and the training loss is lower at the end than it was then
+      (Prechelt's generalization loss GL > 20, "Early stopping - but when?",
+      1998; a smaller rise is within the evaluation noise of small validation
+      sets). Only what the run observed is judged: a run capped below your
+      training can miss overfitting that starts later.
+
+    Example
+      Yearly sunspots, windows of 10 years, a 2-layer LSTM(128) trained for
+      150 epochs: validation loss lowest (0.24) around epoch 10, 0.48 at the
+      end, while the training loss falls from 0.11 to 0.001.
+
+    Fix
+      Setup file:  training.epochs: the epoch of the lowest validation loss;
+                   model.dropout: 0.2; training.weight_decay: 1e-4; a smaller model.hidden
+      PyTorch:     keep the weights of the best validation epoch (early stopping);
+                   nn.LSTM(..., dropout=0.2) between layers, nn.Dropout before the head
+      Keras:       keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+
+    Related: M204 too-much-capacity, D116 too-few-samples, D114 split-leakage
+    """
+    if not overfitting(ev):
+        return None
+    val, steps = val_curve(ev)
+    rise, best, _ = overfit_rise(val, steps, finite(ev.get("train_loss_steps") or []))
+    history = [h for h in ev.get("val_history") or [] if finite([h.get("loss")])]
+    epoch = history[best].get("epoch")
+    evidence = {"best_val_loss": round(min(val), 4), "end_val_loss": round(tail_level(val, 0.2), 4),
+                "rise": round(rise, 3), "best_at_step": steps[best], "best_at_epoch": epoch, "threshold": OVERFIT_RISE}
+    when = f"epoch {epoch}" if epoch else f"step {steps[best]}"
+    summary = (f"Validation loss is lowest around {when} and ends {rise - 1:.0%} higher while the training loss "
+               f"keeps falling: the model memorises its training windows.")
+    fix = f"training.epochs: {max(int(epoch), 1)} (early stopping), or model.dropout: 0.2" if epoch else \
+        "early stopping, model.dropout: 0.2 or training.weight_decay: 1e-4"
+    return Finding.of("T308", summary, evidence, fix=fix, confidence=0.8)
+
+
+@rule("T309")
+def cannot_fit_small_batch(ev: Evidence) -> Finding | None:
+    """What it means
+      The model cannot even memorise a handful of training windows, which any
+      working recurrent model with far more parameters than examples does in a
+      few dozen steps. Something between the data and the loss is broken: the
+      output ignores the input (a readout of padding, a zero-initialized
+      network whose gradients are all zero, frozen parameters), inputs and
+      targets are misaligned, or the output layer cannot reach the targets.
+
+    How it is measured
+      Karpathy's "overfit one batch": 16 evenly spaced training windows, a
+      fresh model trained on them with a sound recipe (Adam at 1e-2, gradients
+      clipped at 1, all 16 windows in every step, up to 200 steps) and scored
+      on the same windows. The yardstick is the best constant's loss on them:
+      a model whose output ignores the input can reach it but never get below
+      it, while a model that uses its input gets below it almost at once, even
+      when the task is too hard to memorise in 200 steps. Fires when the
+      recipe's best loss stays at 98% of the constant's or above (2% is above
+      the constant's own approximation for classes: smoothed priors). Your own
+      settings are run the same way; when they fail and the recipe succeeds,
+      the fault is the training settings (see T302), not this.
+
+    Example
+      Sunspots into an LSTM(16) with model.init: zeros: every weight is 0, so
+      every gradient but the output bias is 0; on 16 windows the loss goes
+      from 0.87 to exactly the mean's 0.86 and no further.
+
+    Fix
+      Check, in this order: the model's output depends on its input (change an
+      input, the output changes); targets line up with their windows; the
+      output activation can reach the targets (no sigmoid on unbounded
+      targets, no softmax before CrossEntropyLoss); every parameter is in the
+      optimizer and requires grad; the weights are not initialized to zero.
+      PyTorch:     xb, yb = next(iter(loader))
+                   for _ in range(200): opt.zero_grad(); loss_fn(model(xb), yb).backward(); opt.step()
+      Keras:       model.fit(x[:16], y[:16], epochs=200, batch_size=16)  # the loss should go near 0
+
+    Related: M201 output-loss-mismatch, M206 poor-initialization, M209 readout-misplaced, M212 frozen-parameters
+    """
+    constant, best = ev.get("small_batch_constant_loss"), ev.get("small_batch_sound_best")
+    if constant is None or best is None or not math.isfinite(constant) or constant <= 0:
+        return None
+    ratio = best / constant if math.isfinite(best) else math.inf
+    if ratio < BELOW_CONSTANT:
+        return None
+    size, steps = ev.get("small_batch_size"), ev.get("small_batch_steps")
+    evidence = {"windows": size, "steps": steps, "constant_loss": round(constant, 4),
+                "sound_best_loss": best, "sound_lr": ev.get("small_batch_sound_lr"),
+                "user_best_loss": ev.get("small_batch_user_best"), "threshold": BELOW_CONSTANT}
+    summary = (f"Even on {size} training windows, {steps} steps of Adam got the loss no lower than a constant "
+               f"prediction's ({best:.3g} vs {constant:.3g}): the model's output does not follow its input.")
+    return Finding.of("T309", summary, evidence, confidence=0.85,
+                      fix="check that the output depends on the input, targets align with windows, and init is not zeros")
+
+
+@rule("T310")
+def gradient_accumulation(ev: Evidence) -> Finding | None:
+    """What it means
+      PyTorch adds each backward pass's gradients to the ones already stored;
+      they must be reset (optimizer.zero_grad()) before every backward pass.
+      Without it, every update follows the sum of all gradients so far: the
+      steps grow without bound and point in a stale direction, so the loss
+      oscillates or diverges. Accumulating over a few steps on purpose, to
+      simulate a larger batch, is fine.
+
+    How it is measured
+      The watcher of your own loop counts optimizer steps and zero_grad calls
+      (on the optimizer or the model). Fires when, over at least 10 steps,
+      zero_grad was never called, or called less than once per 50 steps:
+      deliberate accumulation spans a handful to a few dozen steps, while a
+      reset once per epoch is a misplaced call.
+
+    Example
+      A loop that calls optimizer.zero_grad() before the epoch loop instead
+      of inside the batch loop: 2,000 steps, 1 reset; the loss drops for a few
+      steps and then climbs.
+
+    Fix
+      PyTorch:     for xb, yb in loader:
+                       opt.zero_grad()
+                       loss = loss_fn(model(xb), yb); loss.backward(); opt.step()
+      Keras:       not applicable (fit() resets gradients itself); in a custom
+                   train_step, compute the gradients of each batch with a fresh tf.GradientTape.
+
+    Related: T301 learning-rate-too-high, T304 exploding-gradients
+    """
+    calls, steps = ev.get("zero_grad_calls"), ev.get("steps")
+    if calls is None or not steps or steps < 10:
+        return None
+    if calls > 0 and steps / calls <= RARE_RESET:
+        return None
+    how = "never" if calls == 0 else f"only {calls} times"
+    summary = f"Gradients are reset {how} in {steps} optimizer steps: each update adds up all earlier gradients."
+    return Finding.of("T310", summary, {"zero_grad_calls": calls, "steps": steps, "threshold_steps_per_reset": RARE_RESET},
+                      fix="call optimizer.zero_grad() before every loss.backward()", confidence=0.9)
+
+
+@rule("T311")
+def batch_size(ev: Evidence) -> Finding | None:
+    """What it means
+      A batch of 1-4 windows gives a gradient that is mostly noise: the loss
+      jumps from step to step and the model wanders instead of descending. A
+      batch so large that the whole training takes fewer than 100 steps gives
+      clean gradients but too few updates for a recurrent network to get
+      anywhere.
+
+    How it is measured
+      From the setup's batch size, training windows and planned steps, with
+      the instrumented run as the witness (the symptom's measures). Fires for
+      a batch of 4 or fewer when the run is unstable or does no better than a
+      constant; and for fewer than 100 planned steps with a batch of at least
+      an eighth of the training windows when the run does no better than a
+      constant or is still improving at its end (its validation loss fell 5%
+      or more over the last quarter). A small or large batch whose run learns
+      well is not reported.
+
+    Example
+      ItalyPowerDemand (67 training series), batch 32, 20 epochs: 60 steps in
+      all; Adam at 1e-3 moves the validation loss from 0.696 to 0.689, still
+      the majority class's.
+
+    Fix
+      Setup file:  training.batch_size: 16 to 64 (and a learning rate from the
+                   range test); for tiny datasets more training.epochs
+      PyTorch:     DataLoader(dataset, batch_size=32, shuffle=True)
+      Keras:       model.fit(x, y, batch_size=32, epochs=...)
+
+    Related: T301 learning-rate-too-high, T302 learning-rate-too-low, T312 too-few-epochs
+    """
+    batch, planned, n_train = ev.get("batch_size"), ev.get("steps_planned"), ev.get("n_train")
+    if not batch or not val_curve(ev)[0]:
+        return None
+    evidence = {"batch_size": batch, "steps_planned": planned, "n_train": n_train}
+    if batch <= SMALL_BATCH and (unstable(ev) or not_learning(ev)):
+        what = "unstable" if unstable(ev) else "no better than a constant"
+        summary = f"Batches of {batch} give noisy gradients: the run is {what}."
+        return Finding.of("T311", summary, evidence, fix="training.batch_size: 32", confidence=0.6)
+    if planned and n_train and planned < FEW_STEPS and batch >= LARGE_SHARE * n_train:
+        falling = still_improving(val_curve(ev)[0])
+        if not_learning(ev) or (falling is not None and falling >= STILL_FALLING):
+            evidence["still_improving"] = falling
+            summary = (f"Batches of {batch} out of {n_train} windows leave {planned} optimizer steps in the whole "
+                       f"training, too few to learn: the run " +
+                       ("does no better than a constant." if not_learning(ev) else "is still improving when it stops."))
+            fix = f"training.batch_size: {max(1, n_train // 16)} or more training.epochs"
+            return Finding.of("T311", summary, evidence, fix=fix, confidence=0.65)
+    return None
+
+
+@rule("T312")
+def too_few_epochs(ev: Evidence) -> Finding | None:
+    """What it means
+      Training stops while the model is still getting better on validation
+      data: more epochs would give a better model for free.
+
+    How it is measured
+      Only when the instrumented run covered your whole training (a capped
+      run says nothing about your last epochs): the median validation loss of
+      the last quarter of the evaluations against the third quarter. Fires
+      when it fell by 5% or more and the run is not overfitting.
+
+    Example
+      Yearly sunspots, LSTM(64), Adam at 1e-3, 20 epochs: the validation loss
+      is still falling 6% from the third quarter of training to the last.
+
+    Fix
+      Setup file:  training.epochs: twice as many, watching the validation loss
+      PyTorch:     train longer and keep the best validation epoch's weights
+      Keras:       model.fit(..., epochs=more, callbacks=[keras.callbacks.EarlyStopping(
+                       monitor="val_loss", patience=5, restore_best_weights=True)])
+
+    Related: T302 learning-rate-too-low, T311 batch-size, T308 overfitting
+    """
+    run, planned = ev.get("steps_run"), ev.get("steps_planned")
+    if not run or not planned or run < planned or ev.get("stopped") != "completed" or overfitting(ev):
+        return None
+    val, _ = val_curve(ev)
+    falling = still_improving(val)
+    if falling is None or falling < STILL_FALLING:
+        return None
+    evidence = {"fall_last_quarter": round(falling, 3), "threshold": STILL_FALLING, "epochs": ev.get("epochs"),
+                "final_val_loss": val[-1]}
+    summary = f"Validation loss still fell {falling:.0%} over the last quarter of training: more epochs would help."
+    epochs = ev.get("epochs")
+    return Finding.of("T312", summary, evidence, fix=f"training.epochs: {2 * epochs}" if epochs else "more epochs",
+                      confidence=0.7)
+
+
+@rule("T313")
+def bad_initial_loss(ev: Evidence) -> Finding | None:
+    """What it means
+      Before any training, the loss is predictable (Karpathy, "A recipe for
+      training neural networks": verify loss @ init): an output layer that
+      starts neutral gives ln C for C balanced classes with cross-entropy,
+      ln 2 with binary cross-entropy and mean(y^2) with MSE; one initialized
+      well (bias at the target mean or the log class priors) gives the best
+      constant's loss. Far above that, the first hundreds of steps go into
+      undoing the start instead of learning (the "hockey stick" loss curve),
+      and large initial outputs saturate the gates and the loss.
+
+    How it is measured
+      The untrained model's validation loss against two references: the loss
+      of a neutral output (zero before the output activation) and the loss of
+      the best constant (the training mean, or the class priors). Fires when
+      the untrained loss is 3x the neutral output's or more (the network's
+      initial outputs are far from neutral: large initial weights, or an
+      activation that pushes them), or the neutral output's loss is 10x the
+      best constant's or more (the targets sit far from where any untrained
+      output starts: a target mean more than 3 standard deviations from 0, or
+      a class rarer than about 1 in 80). The default PyTorch initialization
+      lands within 10% of the neutral loss on every dataset we tried.
+
+    Example
+      Weekly CO2 in ppm (mean 340, std 17) as an unscaled target: the
+      untrained loss is 115,000, the training mean's is 290, so the model
+      spends its first epochs moving its output bias towards 340.
+
+    Fix
+      Setup file:  data.scale: standard (inputs and target); model.init: default
+      PyTorch:     with torch.no_grad(): model.head.bias.fill_(float(y_train.mean()))
+                   # classification: model.head.bias.copy_(torch.log(class_priors))
+      Keras:       keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(y_train.mean()))
+
+    Related: D104 unscaled-target, M201 output-loss-mismatch, M206 poor-initialization, D111 class-imbalance
+    """
+    initial, neutral, expected = (ev.get(k) for k in ("initial_loss", "zero_output_loss", "expected_initial_loss"))
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (initial, neutral, expected)):
+        return None
+    evidence = {"initial_loss": initial, "neutral_output_loss": neutral, "best_constant_loss": expected}
+    if initial >= INIT_FACTOR * neutral:
+        evidence["over_neutral"] = round(initial / neutral, 2)
+        summary = (f"The untrained model's loss is {initial:.3g}, {_gap(initial / neutral)} what a neutral output gives "
+                   f"({neutral:.3g}): its initial outputs are far too large.")
+        return Finding.of("T313", summary, evidence, fix="model.init: default (smaller initial weights)", confidence=0.75)
+    if neutral >= OFFSET_FACTOR * expected:
+        evidence["neutral_over_constant"] = round(neutral / expected, 2)
+        summary = (f"The untrained model starts at a loss of {initial:.3g}, {_gap(initial / expected)} the best "
+                   f"constant's ({expected:.3g}): the targets sit far from where an untrained output starts.")
+        return Finding.of("T313", summary, evidence, fix="data.scale: standard (or set the output bias to the target mean)",
+                          confidence=0.7)
+    return None
