@@ -15,8 +15,8 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "D101": ("D102", "D103", "D104", "D106", "D110", "T301", "T302", "T304", "T307", "T309", "T313"),
     # No learnable signal: nothing that tunes training can help.
     "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M206", "T301", "T302", "T303", "T305", "T307", "T309", "T312"),
-    "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T313", "M206"),
-    "D104": ("T301", "T302", "T304", "T307", "T313"),
+    "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T309", "T313", "M206"),
+    "D104": ("T301", "T302", "T304", "T307", "T309", "T313"),
     # Data faults behind training symptoms: a random split causes the window-overlap leak;
     # values cast to integers lose the signal; outliers make gradient spikes; sequences too
     # long for BPTT make gradients vanish; a short window looks like too little capacity;
@@ -28,7 +28,6 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "D108": ("M203",),
     "D107": ("T308",),
     "D116": ("T308",),
-    "D111": ("T307",),  # the majority class is the constant a collapsed model predicts
     # Swapped axes: one-step "sequences" leave the recurrent weights without gradient (M212).
     "M208": ("D110", "T307", "T309", "T303", "M212", "T302"),
     "M201": ("T307", "T309", "T313", "D111"),
@@ -43,7 +42,14 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "T305": ("T303", "T306", "T307"),
     "T303": ("T307",),
     "T306": ("T307",),
-    "T302": ("T307",),
+    "T302": ("T307", "T312"),
+    # A model that cannot fit even 16 windows collapses to a constant; large weights at
+    # init explain a bad initial loss and a model that cannot fit; rare classes skew the init loss.
+    "T309": ("T307",),
+    "M206": ("T309", "T313"),
+    "D111": ("T313", "T307"),  # and the majority class is the constant a collapsed model predicts
+    # Few, large batches leave too few steps: the training stops while still improving.
+    "T311": ("T312", "T307"),
 }
 
 

@@ -14,8 +14,11 @@ from lstm_doctor.probes.data_profile import data_profile
 from lstm_doctor.probes.frozen import frozen
 from lstm_doctor.probes.gates import gates
 from lstm_doctor.probes.gradients import gradients
+from lstm_doctor.probes.initial_loss import initial_loss
+from lstm_doctor.probes.lr_range import lr_range
 from lstm_doctor.probes.memory_length import memory_length
 from lstm_doctor.probes.predictions import predictions
+from lstm_doctor.probes.small_batch import small_batch
 from lstm_doctor.probes.training_run import training_run
 
 Probe = Callable[[ProbeContext], None]
@@ -30,7 +33,11 @@ PIPELINE: list[tuple[str, Probe]] = [
     ("gates", gates),
     ("predictions", predictions),
     ("frozen", frozen),
+    ("initial_loss", initial_loss),
     ("training_run", training_run),
+    # After the run at the user's settings, so that a time limit cuts these first.
+    ("lr_range", lr_range),
+    ("small_batch", small_batch),
 ]
 
 __all__ = ["PIPELINE", "Probe", "ProbeContext"]
