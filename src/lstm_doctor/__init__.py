@@ -14,5 +14,6 @@ from lstm_doctor.report import Report  # noqa: E402
 from lstm_doctor.setups import Setup, load_setup, setup_from  # noqa: E402
 from lstm_doctor.examine import examine  # noqa: E402
 from lstm_doctor.own_model import examine_model  # noqa: E402
+from lstm_doctor.watch import watch  # noqa: E402
 
-__all__ = ["Evidence", "Finding", "InputError", "Report", "Setup", "examine", "examine_model", "load_setup", "setup_from", "__version__"]
+__all__ = ["Evidence", "Finding", "InputError", "Report", "Setup", "examine", "examine_model", "load_setup", "setup_from", "watch", "__version__"]

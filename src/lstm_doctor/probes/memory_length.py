@@ -54,10 +54,21 @@ def relative_input_gradient(
         else:
             loss = objective(out, y, lengths)
         (grad,) = torch.autograd.grad(loss, x)
+    return relative_profile(grad, ends)
+
+
+def relative_profile(grad: torch.Tensor, ends: torch.Tensor) -> np.ndarray | None:
+    """Median over windows of |grad at end-k| / |grad at end| per lag k, from input gradients ``(windows, steps, features)``.
+
+    ``ends`` holds each window's last real step. Shared with ``lstm_doctor.watch``,
+    which catches the input gradient of the user's own backward pass.
+    """
     norms = grad.detach().norm(dim=-1).double()  # (windows, steps)
     if not torch.isfinite(norms).all():
         return None
-    lags = torch.arange(steps, device=x.device)
+    steps = norms.shape[1]
+    ends = ends.to(norms.device)
+    lags = torch.arange(steps, device=norms.device)
     idx = ends[:, None] - lags[None, :]  # step at lag k for each window
     valid = idx >= 0
     at_lag = norms.gather(1, idx.clamp(min=0))
@@ -96,24 +107,27 @@ class MemoryLengthProbe(Callback):
         self.init = self._measure(state)
 
     def on_train_end(self, state: TrainState) -> None:
-        end = self._measure(state)
-        window = self.batch[0].shape[1]
-        ev = self.ctx.evidence
-        ev["memory_window"] = window
-        ev["memory_length_init"] = None if self.init is None else memory_reach(self.init)
-        ev["memory_length"] = None if end is None else memory_reach(end)
-        ev["memory_relative_grad"] = None if end is None else _plain(end)
-        ev["memory_far_gain_init"] = None if self.init is None else far_gain(self.init)
-        ev["memory_far_gain"] = None if end is None else far_gain(end)
-        self.ctx.plots["memory_length"] = {
-            "lag": list(range(window)),
-            "relative_grad": ev["memory_relative_grad"],
-            "memory_length": ev["memory_length"],
-            "window": window,
-            "relative_grad_init": None if self.init is None else _plain(self.init),
-            "memory_length_init": ev["memory_length_init"],
-            "reach": REACH,
-        }
+        write_memory(self.ctx, self.batch[0].shape[1], self.init, self._measure(state))
+
+
+def write_memory(ctx: ProbeContext, window: int, init: np.ndarray | None, end: np.ndarray | None) -> None:
+    """The evidence and plot of the relative input-gradient profiles at the start and the end."""
+    ev = ctx.evidence
+    ev["memory_window"] = window
+    ev["memory_length_init"] = None if init is None else memory_reach(init)
+    ev["memory_length"] = None if end is None else memory_reach(end)
+    ev["memory_relative_grad"] = None if end is None else _plain(end)
+    ev["memory_far_gain_init"] = None if init is None else far_gain(init)
+    ev["memory_far_gain"] = None if end is None else far_gain(end)
+    ctx.plots["memory_length"] = {
+        "lag": list(range(window)),
+        "relative_grad": ev["memory_relative_grad"],
+        "memory_length": ev["memory_length"],
+        "window": window,
+        "relative_grad_init": None if init is None else _plain(init),
+        "memory_length_init": ev["memory_length_init"],
+        "reach": REACH,
+    }
 
 
 def _plain(values: np.ndarray) -> list[float | None]:

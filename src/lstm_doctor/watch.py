@@ -1,0 +1,453 @@
+"""``lstm_doctor.watch``: the training evidence of the user's own loop, judged by the same rules.
+
+Wrapped around a training loop, a :class:`Watch` drives the instruments of the
+instrumented run (``probes/gradients.py``, ``probes/gates.py``) from the loop's
+own optimizer steps, through the optimizer's step hooks, so the evidence and the
+findings are those ``examine`` produces. It adds what only a live loop shows:
+calls of ``zero_grad`` against optimizer steps, whether each step's gradient
+still holds the previous step's (gradient accumulation, T310), the learning
+rate of every step, and the input gradient per time step of the loop's own
+backward pass (memory length).
+
+Cost: the step hooks run at every step (a step count, the learning rate and one
+fused gradient norm); everything else runs on sampled steps only (every
+``every`` steps), where forward and tensor hooks are registered for that one
+step and removed after it. ``bench/watch_overhead.py`` measures the cost.
+
+The watched loop trains exactly as without the watch: inputs are differentiated
+through a detached copy, and measurements run under
+:func:`lstm_doctor.probes.instrument.probing` (dropout off, random state restored).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from lstm_doctor.budget import get_budget
+from lstm_doctor.data.windows import SequenceData, Windows
+from lstm_doctor.errors import InputError
+from lstm_doctor.evidence import Evidence
+from lstm_doctor.objective import Objective
+from lstm_doctor.probes.context import ProbeContext
+from lstm_doctor.probes.gates import GateMonitor
+from lstm_doctor.probes.gradients import GradientMonitor
+from lstm_doctor.probes.instrument import PROBE_BATCH, sampled
+from lstm_doctor.probes.memory_length import relative_profile, write_memory
+from lstm_doctor.probes.predictions import PredictionSpread
+from lstm_doctor.rank import rank
+from lstm_doctor.report import Report
+from lstm_doctor.rules import judge
+from lstm_doctor.symptom import judge_symptom
+from lstm_doctor.training import Callback, TrainState
+
+TASKS = ("regression", "binary", "multiclass")
+_NONE = object()  # no instance attribute of that name
+KEPT_OUTPUTS = 4  # sampled batches of logged outputs kept for the prediction spread
+# A step's gradient "still holds the previous one" when, fitted as
+# a * (this step's fresh gradient) + b * (the previous gradient), b / a exceeds this.
+ACCUMULATED = 0.5
+# Fresh and previous gradients this aligned cannot be told apart.
+COLLINEAR = 0.999
+
+
+def _infer_task(out: torch.Tensor, y: torch.Tensor) -> str:
+    """multiclass for logits with one more axis than integer targets, binary for 0/1 targets, else regression."""
+    integral = not y.is_floating_point() or bool(torch.equal(y, y.round()))
+    if integral and out.dim() == y.dim() + 1 and out.shape[-1] > 1:
+        return "multiclass"
+    if integral and bool(((y == 0) | (y == 1)).all()):
+        return "binary"
+    return "regression"
+
+
+class _AccumulationCheck:
+    """Tells whether the gradient at one step still holds the previous step's.
+
+    Armed after a step: keeps the parameter's gradient as left by that step and
+    sums the gradients the next backward passes deliver (a tensor hook that
+    exists until the next step). At the next step the parameter's gradient is
+    fitted as ``a * fresh + b * previous``: ``b`` near 0 means it was reset,
+    near ``a`` that it accumulated (clipping scales both alike).
+    """
+
+    def __init__(self, param: nn.Parameter):
+        self.param = param
+        self.previous = torch.zeros_like(param) if param.grad is None else param.grad.detach().clone()
+        self.fresh = torch.zeros_like(param)
+        self.handle = param.register_hook(self._add)
+
+    def _add(self, grad: torch.Tensor) -> None:
+        self.fresh += grad.detach()
+
+    def verdict(self) -> bool | None:
+        """True when accumulated, False when reset, None when it cannot be told."""
+        self.handle.remove()
+        grad = self.param.grad
+        if grad is None or not self.fresh.any():
+            return None
+        if not self.previous.any():
+            return False  # reset right after the step (zero_grad after step())
+        a, b, g = (t.detach().double().reshape(-1) for t in (self.fresh, self.previous, grad))
+        if not (torch.isfinite(a).all() and torch.isfinite(b).all() and torch.isfinite(g).all()):
+            return None
+        if abs(float(a @ b)) / (float(a.norm() * b.norm()) or 1.0) > COLLINEAR:
+            return None
+        coef = torch.linalg.lstsq(torch.stack([a, b], dim=1), g[:, None]).solution[:, 0]
+        return abs(float(coef[0])) > 0 and float(coef[1] / coef[0]) > ACCUMULATED
+
+
+class Watch:
+    """Collects training evidence from the user's own loop; ``report()`` judges it.
+
+    >>> with lstm_doctor.watch(model, optimizer) as w:  # doctest: +SKIP
+    ...     for x, y in loader:
+    ...         optimizer.zero_grad()
+    ...         out = model(x)
+    ...         loss = loss_fn(out, y)
+    ...         loss.backward()
+    ...         optimizer.step()
+    ...         w.log(loss, out, y)
+    >>> w.report().findings  # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 50, *,
+                 task: str | None = None, step_hooks: bool = True):
+        if not isinstance(model, nn.Module):
+            raise InputError(f"watch needs the torch.nn.Module being trained; got {type(model).__name__}.")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise InputError(f"optimizer must be a torch.optim.Optimizer (or None to find it at its first step); got {type(optimizer).__name__}.")
+        if not isinstance(every, int) or every < 1:
+            raise InputError(f"every must be a whole number of steps, 1 or more; got {every!r}.")
+        if task is not None and task not in TASKS:
+            raise InputError(f"task must be one of {', '.join(TASKS)} (or None to infer it from log()); got {task!r}.")
+        self.model, self.optimizer, self.every, self.task = model, optimizer, every, task
+        # False: a framework that runs forward and backward inside optimizer.step(closure)
+        # (Lightning) calls before_step() and after_step() from its own hooks instead.
+        self.step_hooks = step_hooks
+        self.evidence = Evidence()
+        self.plots: dict[str, Any] = {}
+        self.ctx: ProbeContext | None = None
+        self.state: TrainState | None = None
+        self.instruments: list[Callback] = []
+        self.zero_grad_calls = 0
+        self.lrs: list[float] = []
+        self.losses: list[torch.Tensor] = []
+        self.val: list[dict[str, float]] = []
+        self._epoch_ends: list[int] = []  # how many losses were logged at each validation
+        self.outputs: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=KEPT_OUTPUTS)
+        self.profiles: list[Any] = []
+        self.accumulated: list[bool] = []
+        self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._time_axis = 1
+        self._check: _AccumulationCheck | None = None
+        self._capture_handle = None
+        self._handles: list[Any] = []
+        self._patched: list[tuple[Any, bool]] = []
+        self._busy = False
+        self._running = False
+        self._finished = False
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> "Watch":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Install the hooks (``with watch(...)`` does this)."""
+        if self._running or self._finished:
+            raise InputError("This watch has already run; start a new lstm_doctor.watch(...) for another loop.")
+        self._running = True
+        self._patch_zero_grad(self.model)
+        if self.optimizer is not None:
+            self._adopt(self.optimizer)
+        elif self.step_hooks:  # the optimizer is found at its first step: any optimizer over the model's parameters
+            self._handles += [register_optimizer_step_pre_hook(self._global_pre),
+                              register_optimizer_step_post_hook(self._global_post)]
+        self._arm_capture()
+
+    def stop(self) -> None:
+        """Remove every hook and restore ``zero_grad``; the evidence is complete."""
+        if not self._running:
+            return
+        self._running = False
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._disarm_capture()
+        if self._check is not None:
+            self._check.handle.remove()
+            self._check = None
+        for obj, own in reversed(self._patched):
+            if own is _NONE:
+                vars(obj).pop("zero_grad", None)
+            else:
+                object.__setattr__(obj, "zero_grad", own)
+        self._patched.clear()
+        self._finish()
+
+    # --- what the user's loop tells us -------------------------------------
+
+    def log(self, loss: torch.Tensor | float, outputs: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> None:
+        """Record a training step's loss (and, optionally, its outputs and targets for the prediction spread).
+
+        Cheap at every step: the loss is kept as a detached tensor (no device
+        sync); outputs are kept on sampled steps only.
+        """
+        self.losses.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
+        if outputs is not None and targets is not None and sampled(len(self.losses) - 1, self.every):
+            self.outputs.append((outputs.detach().cpu(), targets.detach().cpu()))
+
+    def log_val(self, loss: torch.Tensor | float, **metrics: float) -> None:
+        """Record a validation result (loss and metrics such as ``accuracy``), e.g. at each epoch's end."""
+        record = {"epoch": len(self.val) + 1, "step": self.state.step if self.state else 0, "loss": float(loss)}
+        record.update({k: float(v) for k, v in metrics.items()})
+        self.val.append(record)
+        self._epoch_ends.append(len(self.losses))
+
+    # --- hooks -------------------------------------------------------------
+
+    def _patch_zero_grad(self, obj: Any) -> None:
+        """Count calls of ``obj.zero_grad`` through an instance attribute, removed again by :meth:`stop`."""
+        own = vars(obj).get("zero_grad", _NONE)
+        original: Callable[..., Any] = obj.zero_grad
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.zero_grad_calls += 1
+            return original(*args, **kwargs)
+
+        object.__setattr__(obj, "zero_grad", counted)
+        self._patched.append((obj, own))
+
+    def _adopt(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self._patch_zero_grad(optimizer)
+        if self.step_hooks:
+            self._handles += [optimizer.register_step_pre_hook(lambda *_: self.before_step()),
+                              optimizer.register_step_post_hook(lambda *_: self.after_step())]
+
+    def _global_pre(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        if self.optimizer is None:
+            mine = {id(p) for p in self.model.parameters()}
+            if any(id(p) in mine for g in optimizer.param_groups for p in g["params"]):
+                self.optimizer = optimizer  # the first optimizer over the model's parameters
+                self._patch_zero_grad(optimizer)
+        if optimizer is self.optimizer:
+            self.before_step()
+
+    def _global_post(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        if optimizer is self.optimizer:
+            self.after_step()
+
+    def _arm_capture(self) -> None:
+        if self._capture_handle is None:
+            self._capture_handle = self.model.register_forward_pre_hook(self._capture, with_kwargs=True)
+
+    def _disarm_capture(self) -> None:
+        if self._capture_handle is not None:
+            self._capture_handle.remove()
+            self._capture_handle = None
+
+    def _capture(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        """One forward pass of a sampled step: keep the probe batch (first time) and catch dL/dx."""
+        if self._busy or not torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
+            return None
+        self._disarm_capture()
+        x = args[0]
+        if not x.is_floating_point() or x.dim() != 3:
+            return None  # token ids or unbatched input: no per-step input gradient
+        lengths = args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) and args[1].dim() == 1 \
+            and len(args[1]) == len(x) and not args[1].is_floating_point() else None
+        if self.probe is None:  # kept in the model's own layout; the gate probe needs batch-first
+            self._time_axis = self._find_time_axis(x)
+            keep = min(PROBE_BATCH, x.shape[1 - self._time_axis])
+            probe_x = x.detach()[:keep] if self._time_axis == 1 else x.detach()[:, :keep]
+            self.probe = (probe_x.clone(), None if lengths is None else lengths[:keep].detach().clone())
+        if x.requires_grad:
+            x.register_hook(self._input_gradient(lengths))
+            return None
+        x = x.detach().requires_grad_(True)  # a leaf with no parameters upstream: same graph for the weights
+        x.register_hook(self._input_gradient(lengths))
+        return (x, *args[1:]), kwargs
+
+    def _find_time_axis(self, x: torch.Tensor) -> int:
+        """0 when the first recurrent layer takes the model's input as (steps, batch, features), else 1."""
+        first = next((m for m in self.model.modules() if isinstance(m, nn.RNNBase)), None)
+        return 0 if first is not None and not first.batch_first and first.input_size == x.shape[-1] else 1
+
+    def _input_gradient(self, lengths: torch.Tensor | None) -> Callable[[torch.Tensor], None]:
+        step = self.state.step if self.state is not None else 0
+
+        def keep(grad: torch.Tensor) -> None:
+            g = grad.detach() if self._time_axis == 1 else grad.detach().transpose(0, 1)
+            ends = (lengths.to(g.device) - 1).clamp(min=0) if lengths is not None else torch.full((len(g),), g.shape[1] - 1, device=g.device)
+            profile = relative_profile(g, ends)
+            if profile is not None:
+                self.profiles.append((step, profile))
+
+        return keep
+
+    def _begin(self) -> None:
+        """Build the instruments' context from the first batch seen, and start them."""
+        budget = replace(get_budget("quick"), probe_every=self.every)
+        probe = None
+        if self.probe is not None:
+            x, lengths = self.probe
+            probe = Windows(x, torch.zeros(len(x)), lengths=lengths)
+        self.ctx = ProbeContext(_WatchedSetup(probe), budget, evidence=self.evidence, plots=self.plots)
+        self.instruments = [GradientMonitor(self.ctx)]
+        if probe is not None and self._time_axis == 1 and any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
+            self.instruments.append(GateMonitor(self.ctx))
+        self.state = TrainState(self.model, self.optimizer, None, self.ctx.setup.data)
+        self._run("on_train_begin")
+
+    def _run(self, hook: str) -> None:
+        self._busy = True
+        try:
+            for instrument in self.instruments:
+                getattr(instrument, hook)(self.state)
+        finally:
+            self._busy = False
+
+    def before_step(self) -> None:
+        """The gradients of this step are in place and the update comes next (an optimizer step pre-hook)."""
+        if self._busy or not self._running:
+            return
+        if self.state is None:
+            self._begin()
+        if self._check is not None:
+            verdict = self._check.verdict()
+            self._check = None
+            if verdict is not None:
+                self.accumulated.append(verdict)
+        self._run("after_backward")
+
+    def after_step(self) -> None:
+        """The optimizer has updated the weights (an optimizer step post-hook)."""
+        if self._busy or self.state is None or not self._running:
+            return
+        self.state.step += 1
+        self.lrs.append(float(self.optimizer.param_groups[0]["lr"]))
+        self._run("after_step")
+        if sampled(self.state.step, self.every):
+            self._arm_capture()
+            watched = _check_parameter(self.optimizer)
+            if watched is not None:
+                self._check = _AccumulationCheck(watched)
+
+    # --- judging -----------------------------------------------------------
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        ev = self.evidence
+        if self.state is not None:
+            self._run("on_train_end")
+        losses = torch.stack(self.losses).double().cpu().tolist() if self.losses else []
+        diverged = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        steps = self.state.step if self.state is not None else 0
+        bounds = list(zip([0, *self._epoch_ends], self._epoch_ends))
+        ev.update(
+            source_kind="watch",
+            train_loss_steps=losses,
+            train_loss_epochs=[sum(losses[a:b]) / (b - a) for a, b in bounds if b > a],
+            val_history=self.val,
+            stopped="diverged" if diverged is not None else "completed",
+            diverged_at=diverged,
+            steps_run=steps,
+            optimizer_steps=steps,
+            steps_planned=steps,
+            zero_grad_calls=self.zero_grad_calls,
+            grad_reset_checks=len(self.accumulated),
+            grad_accumulated_checks=sum(self.accumulated),
+            lr_steps=self.lrs,
+            lr=self.lrs[-1] if self.lrs else None,
+            optimizer=type(self.optimizer).__name__ if self.optimizer is not None else None,
+        )
+        totals = [v for v in (self.plots.get("gradients") or {}).get("total", []) if math.isfinite(v)]
+        if len(totals) >= 8:
+            quarter = len(totals) // 4
+            first, last = sorted(totals[:quarter])[quarter // 2], sorted(totals[-quarter:])[quarter // 2]
+            ev["grad_norm_growth"] = last / first if first > 0 else None
+        if self.profiles:
+            write_memory(self.ctx or ProbeContext(_WatchedSetup(None), get_budget("quick"), evidence=ev, plots=self.plots),
+                         len(self.profiles[0][1]), self.profiles[0][1], self.profiles[-1][1])
+        self._prediction_spread()
+        self.plots["loss_curve"] = {"train_steps": losses, "val": self.val, "steps_per_epoch": None,
+                                    "steps_planned": steps, "stopped": ev["stopped"]}
+
+    def _prediction_spread(self) -> None:
+        """Spread of the logged outputs against the logged targets, as the predictions probe measures it."""
+        if not self.outputs:
+            return
+        try:
+            out = torch.cat([o for o, _ in self.outputs])
+            y = torch.cat([t for _, t in self.outputs])
+        except RuntimeError:
+            return  # batches of different shapes (padded per batch): no pooled spread
+        task = self.task or _infer_task(out, y)
+        ctx = ProbeContext(_WatchedSetup(None, task, outputs=out.shape[-1] if out.dim() > 1 else 1), get_budget("quick"),
+                           evidence=self.evidence, plots=self.plots)
+        spread = PredictionSpread(ctx)
+        if task == "regression":
+            spread._regression(out, y if y.numel() != out.numel() else y.reshape(out.shape), None)
+        else:
+            probabilities = bool(((out >= 0) & (out <= 1)).all()) and task == "binary"
+            decide = Objective("ce" if task == "multiclass" else "bce", task, threshold=0.5 if probabilities else 0.0).decide
+            spread._classes(decide(out), y, None)
+
+    def report(self) -> Report:
+        """The ranked findings on what the loop showed (stops the watch if it is still running)."""
+        self.stop()
+        ev = Evidence(self.evidence)
+        report = Report(setup={"source": "watch", "model_class": type(self.model).__name__,
+                               "optimizer": ev.get("optimizer"), "every": self.every})
+        report.findings = rank(judge(ev))
+        report.symptom = judge_symptom(ev)
+        report.probes = self.plots
+        if not self.losses:
+            report.notes.append("No losses were logged (w.log(loss)); the loss curve and symptom are not measured.")
+        return report
+
+
+def _check_parameter(optimizer: torch.optim.Optimizer) -> nn.Parameter | None:
+    """The optimized parameter the accumulation check follows: the largest up to a million values."""
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+    small = [p for p in params if p.numel() <= 1_000_000 and p.numel() > 1]
+    return max(small, key=lambda p: p.numel(), default=None)
+
+
+class _WatchedSetup:
+    """What the instruments read from a Setup, for a loop lstm-doctor does not run itself."""
+
+    clip_norm = None
+
+    def __init__(self, probe: Windows | None, task: str = "regression", outputs: int = 1):
+        probe = probe if probe is not None else Windows(torch.zeros(1, 1, 1), torch.zeros(1))
+        classes = [str(c) for c in range(max(outputs, 2))] if task != "regression" else None
+        self.data = SequenceData(train=probe, val=probe, task=task, feature_names=[f"x{j}" for j in range(probe.inputs.shape[-1])],
+                                 target_names=[f"y{j}" for j in range(outputs)] if task == "regression" and outputs > 1 else ["y"],
+                                 classes=classes)
+
+
+def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 50, *, task: str | None = None) -> Watch:
+    """Watch the user's own training loop: ``with lstm_doctor.watch(model, optimizer) as w: ...``, then ``w.report()``.
+
+    ``every``: steps between the sampled measurements (gradients per layer,
+    gates, update ratios, input gradients). ``optimizer``: found at its first
+    step when not given (its ``zero_grad`` calls then count from that step on).
+    ``task`` (regression, binary, multiclass) is inferred from what ``w.log``
+    receives when not given.
+    """
+    return Watch(model, optimizer, every, task=task)

@@ -1,0 +1,152 @@
+"""lstm_doctor.watch around users' own training loops, on real data.
+
+A loop that never calls zero_grad() (gradients accumulate) under Adam or SGD
+gives T310 first; the same loop with zero_grad() gives no critical finding;
+and a watched loop trains bit for bit like the unwatched one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lstm_doctor import InputError, watch
+from test_examine_model import Classifier, Forecaster, criticals, sunspot_windows, ucr
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def italy_tensors(italy_power):
+    (x, y), (xv, yv) = ucr(italy_power)
+    return torch.tensor(x), torch.tensor(y), torch.tensor(xv), torch.tensor(yv)
+
+
+def train_loop(model, optimizer, loss_fn, x, y, xv, yv, *, epochs: int, batch: int = 16, zero_grad: bool = True, w=None):
+    """The loop users write: shuffle, forward, loss, backward, step; validate each epoch."""
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), batch):
+            idx = order[start : start + batch]
+            if zero_grad:
+                optimizer.zero_grad()
+            out = model(x[idx])
+            loss = loss_fn(out, y[idx])
+            loss.backward()
+            optimizer.step()
+            if w is not None:
+                w.log(loss, out, y[idx])
+        if w is not None:
+            with torch.no_grad():
+                w.log_val(loss_fn(model(xv), yv))
+
+
+def watched(model, optimizer, loss_fn, data, *, epochs, zero_grad=True, every=10):
+    torch.manual_seed(1)
+    with watch(model, optimizer, every=every) as w:
+        train_loop(model, optimizer, loss_fn, *data, epochs=epochs, zero_grad=zero_grad, w=w)
+    return w, w.report()
+
+
+def test_no_zero_grad_under_adam_is_t310_first(italy_power):
+    torch.manual_seed(0)
+    model = Classifier(nn.LSTM, 1, 2)
+    w, report = watched(model, torch.optim.Adam(model.parameters(), lr=1e-2), nn.CrossEntropyLoss(), italy_tensors(italy_power),
+                        epochs=20, zero_grad=False)
+    ev = w.evidence
+    assert ev.zero_grad_calls == 0 and ev.optimizer_steps == 100
+    assert ev.grad_reset_checks >= 5 and ev.grad_accumulated_checks == ev.grad_reset_checks
+    assert ev.grad_norm_growth > 3  # the summed gradient keeps growing
+    assert report.findings[0].code == "T310", report.findings
+
+
+def test_no_zero_grad_under_sgd_on_sunspots_gru_is_t310_first(sunspots_frame):
+    (x, y), (xv, yv) = sunspot_windows(sunspots_frame)
+    torch.manual_seed(0)
+    model = Forecaster(nn.GRU)
+    w, report = watched(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), nn.MSELoss(), (x, y, xv, yv),
+                        epochs=8, zero_grad=False)
+    assert w.evidence.grad_accumulated_checks == w.evidence.grad_reset_checks >= 5
+    assert report.findings[0].code == "T310", report.findings
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+def test_healthy_loop_has_no_critical_finding(italy_power, cell):
+    torch.manual_seed(0)
+    model = Classifier(cell, 1, 2)
+    w, report = watched(model, torch.optim.Adam(model.parameters(), lr=1e-2), nn.CrossEntropyLoss(), italy_tensors(italy_power),
+                        epochs=20)
+    ev = w.evidence
+    assert ev.zero_grad_calls == ev.optimizer_steps == 100
+    assert ev.grad_accumulated_checks == 0 and ev.grad_reset_checks >= 5
+    assert not criticals(report), report.findings
+    # The instruments of the examination ran on the user's loop.
+    assert ev.gate_saturation and ev.grad_norm_per_layer and ev.memory_length is not None
+    assert len(ev.train_loss_steps) == 100 and len(ev.val_history) == 20 and len(ev.lr_steps) == 100
+    assert {"gradients", "gates", "memory_length", "update_ratio", "loss_curve"} <= set(report.probes)
+
+
+def test_healthy_sunspots_loop_has_no_critical_finding(sunspots_frame):
+    (x, y), (xv, yv) = sunspot_windows(sunspots_frame)
+    torch.manual_seed(0)
+    model = Forecaster(nn.LSTM)
+    w, report = watched(model, torch.optim.Adam(model.parameters(), lr=1e-2), nn.MSELoss(), (x, y, xv, yv), epochs=8)
+    assert not criticals(report), report.findings
+    assert w.evidence.prediction_spread > 0.3  # the outputs follow the targets
+
+
+def _train(italy_power, use_watch: bool):
+    torch.manual_seed(0)
+    model = Classifier(nn.LSTM, 1, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    data = italy_tensors(italy_power)
+    torch.manual_seed(1)
+    if use_watch:
+        with watch(model, optimizer, every=3) as w:  # sample often: every measurement must leave no trace
+            train_loop(model, optimizer, nn.CrossEntropyLoss(), *data, epochs=4, w=w)
+        w.report()
+    else:
+        train_loop(model, optimizer, nn.CrossEntropyLoss(), *data, epochs=4)
+    return model, optimizer, torch.get_rng_state()
+
+
+def test_a_watched_loop_trains_exactly_like_an_unwatched_one(italy_power):
+    plain, plain_opt, plain_rng = _train(italy_power, use_watch=False)
+    seen, seen_opt, seen_rng = _train(italy_power, use_watch=True)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), seen.state_dict().values()))
+    assert torch.equal(plain_rng, seen_rng)
+    for a, b in zip(plain_opt.state_dict()["state"].values(), seen_opt.state_dict()["state"].values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # Every hook is gone and zero_grad is the class's own again.
+    assert "zero_grad" not in vars(seen_opt) and "zero_grad" not in vars(seen)
+    assert not seen._forward_pre_hooks and not seen_opt._optimizer_step_pre_hooks and not seen_opt._optimizer_step_post_hooks
+    assert all(not p._backward_hooks for p in seen.parameters() if p._backward_hooks is not None)
+
+
+def test_the_optimizer_is_found_at_its_first_step(italy_power):
+    torch.manual_seed(0)
+    model = Classifier(nn.GRU, 1, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watch(model, every=5) as w:  # no optimizer given
+        train_loop(model, optimizer, nn.CrossEntropyLoss(), *italy_tensors(italy_power), epochs=2, w=w)
+    ev = w.report() and w.evidence
+    # Its zero_grad calls count from its first step on (the call before that one came unannounced).
+    assert ev.optimizer == "SGD" and ev.optimizer_steps == 10 and ev.zero_grad_calls == 9
+    assert "zero_grad" not in vars(optimizer)
+
+
+def test_watch_rejects_what_it_cannot_watch():
+    model = Classifier(nn.LSTM, 1, 2)
+    with pytest.raises(InputError, match="torch.nn.Module"):
+        watch(np.zeros(3))
+    with pytest.raises(InputError, match="every"):
+        watch(model, every=0)
+    with pytest.raises(InputError, match="torch.optim.Optimizer"):
+        watch(model, optimizer="adam")
