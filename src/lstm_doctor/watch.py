@@ -367,6 +367,7 @@ class Watch:
             diverged_at=diverged,
             steps_run=steps,
             optimizer_steps=steps,
+            steps=steps,
             steps_planned=steps,
             zero_grad_calls=self.zero_grad_calls,
             grad_reset_checks=len(self.accumulated),

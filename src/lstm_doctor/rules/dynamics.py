@@ -29,6 +29,7 @@ SLOW_FRACTION = 0.25  # the run's relative loss drop over the range test's
 BELOW_CONSTANT = 0.98  # a model that uses its input gets below the best constant's loss at once
 # T310
 RARE_RESET = 50  # optimizer steps per zero_grad beyond which accumulation is no design
+MIN_RESET_CHECKS = 3  # direct accumulation checks of the watcher that outweigh the zero_grad count
 # T311
 SMALL_BATCH = 4
 FEW_STEPS = 100
@@ -294,6 +295,14 @@ def gradient_accumulation(ev: Evidence) -> Finding | None:
       zero_grad was never called, or called less than once per 50 steps:
       deliberate accumulation spans a handful to a few dozen steps, while a
       reset once per epoch is a misplaced call.
+      It also looks directly: on sampled steps it sums the gradients the next
+      backward passes deliver to one parameter and fits the gradient found at
+      the next optimizer step as a * (those) + b * (the previous step's).
+      b/a near 1 means nothing was reset in between, near 0 that it was,
+      however the reset was done (zero_grad, p.grad = None, another
+      optimizer). When at least 3 such checks were made, they decide: fires
+      when half or more saw accumulation.
+
 
     Example
       A loop that calls optimizer.zero_grad() before the epoch loop instead
@@ -312,12 +321,18 @@ def gradient_accumulation(ev: Evidence) -> Finding | None:
     calls, steps = ev.get("zero_grad_calls"), ev.get("steps")
     if calls is None or not steps or steps < 10:
         return None
-    if calls > 0 and steps / calls <= RARE_RESET:
+    checks, accumulated = ev.get("grad_reset_checks") or 0, ev.get("grad_accumulated_checks") or 0
+    evidence = {"zero_grad_calls": calls, "steps": steps, "threshold_steps_per_reset": RARE_RESET}
+    if checks >= MIN_RESET_CHECKS:  # seen directly, whatever way the loop resets
+        if accumulated / checks < 0.5:
+            return None
+        evidence.update(grad_reset_checks=checks, grad_accumulated_checks=accumulated, grad_norm_growth=ev.get("grad_norm_growth"))
+    elif calls > 0 and steps / calls <= RARE_RESET:
         return None
     how = "never" if calls == 0 else f"only {calls} times"
-    summary = f"Gradients are reset {how} in {steps} optimizer steps: each update adds up all earlier gradients."
-    return Finding.of("T310", summary, {"zero_grad_calls": calls, "steps": steps, "threshold_steps_per_reset": RARE_RESET},
-                      fix="call optimizer.zero_grad() before every loss.backward()", confidence=0.9)
+    seen = f"; at {accumulated} of {checks} sampled steps the gradient still held the previous step's" if checks >= MIN_RESET_CHECKS else ""
+    summary = f"Gradients are reset {how} in {steps} optimizer steps{seen}: each update adds up all earlier gradients."
+    return Finding.of("T310", summary, evidence, fix="call optimizer.zero_grad() before every loss.backward()", confidence=0.9)
 
 
 @rule("T311")
