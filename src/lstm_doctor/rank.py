@@ -14,7 +14,9 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # Broken data explains everything downstream of it.
     "D101": ("D102", "D103", "D104", "D106", "D110", "T301", "T302", "T304", "T307", "T309", "T313"),
     # No learnable signal: nothing that tunes training can help.
-    "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M206", "T301", "T302", "T303", "T305", "T307", "T309", "T312"),
+    # Whatever is fitted without a signal is noise (T308, M204), whatever the dropout or batch size.
+    "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M204", "M206", "M213", "T301", "T302", "T303", "T305",
+             "T307", "T308", "T309", "T311", "T312"),
     "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T309", "T313", "M206"),
     "D104": ("T301", "T302", "T304", "T307", "T309", "T313"),
     # Data faults behind training symptoms: a random split causes the window-overlap leak;
@@ -46,7 +48,16 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # A model that cannot fit even 16 windows collapses to a constant; large weights at
     # init explain a bad initial loss and a model that cannot fit; rare classes skew the init loss.
     "T309": ("T307",),
-    "M206": ("T309", "T313"),
+    "M206": ("T309", "T313", "T303", "T304", "T305", "T306", "T307"),
+    # Model faults behind training symptoms: a ReLU recurrence explodes or dies; a deep plain
+    # stack and a closed forget gate starve the gradient; heavy dropout drowns the signal; an
+    # unregularized giant memorizes; a per-step / per-sequence mismatch cannot be fitted.
+    "M211": ("T304", "T306", "T307"),
+    "M205": ("T303",),
+    "M207": ("T303",),
+    "M213": ("T307",),
+    "M204": ("T308",),
+    "M210": ("T307", "T309"),
     "D111": ("T313", "T307"),  # and the majority class is the constant a collapsed model predicts
     # Few, large batches leave too few steps: the training stops while still improving.
     "T311": ("T312", "T307"),

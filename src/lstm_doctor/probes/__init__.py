@@ -18,6 +18,7 @@ from lstm_doctor.probes.initial_loss import initial_loss
 from lstm_doctor.probes.lr_range import lr_range
 from lstm_doctor.probes.memory_length import memory_length
 from lstm_doctor.probes.predictions import predictions
+from lstm_doctor.probes.signal import signal
 from lstm_doctor.probes.small_batch import small_batch
 from lstm_doctor.probes.training_run import training_run
 
@@ -26,6 +27,7 @@ Probe = Callable[[ProbeContext], None]
 PIPELINE: list[tuple[str, Probe]] = [
     ("data_profile", data_profile),  # inspected scales and ACF into the plots; costs nothing
     ("baselines", baselines),
+    ("signal", signal),  # after the baselines: reads the linear baseline's evidence
     ("axes", axes),
     # Instruments (callbacks riding along the training run) come before it.
     ("gradients", gradients),

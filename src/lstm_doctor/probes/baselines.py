@@ -1,21 +1,48 @@
-"""Input-free and naive baselines, fitted on training windows and scored on validation.
+"""Input-free, naive and linear baselines, fitted on training windows and scored on validation.
 
 They are the yardsticks of every later judgment: a model whose validation loss
-stays at the input-free baseline's is not learning.
+stays at the input-free baseline's is not learning; a model that a linear model
+on the same window beats has not learned what the data offers.
+
+- ``mean`` (regression) or ``majority`` (classification): the best constant output.
+- ``persistence``: the last observed target, ``horizon`` steps on (forecasting).
+- ``seasonal_naive``: the target one season before, when the season fits in the window.
+- ``linear``: ridge regression or logistic regression on the flattened window.
+
+The naive forecasts are only offered when the model sees the past target (the
+target is one of its input features, and ``horizon >= 1``): a yardstick that uses
+what the model cannot see would call a sound model "not learning".
 
 Evidence written: ``baseline_loss`` ({name: validation loss in the setup's own
-loss}), ``baselines`` ({name: {metric: value}}).
+loss} for the input-free and naive baselines, not the linear model), ``baselines``
+({name: {"loss", metric: value}}, all of them), ``input_free_loss``,
+``linear_baseline_loss``, ``linear_skill`` and ``linear_p_value`` (how clearly the
+linear model beats the input-free baseline; see :class:`LinearBaseline`),
+``linear_skill_measure`` (mse | balanced_accuracy),
+``seasonal_period`` (the period used, and where it came from: ``seasonal_period_source``).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy import stats
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.preprocessing import StandardScaler
 
-from lstm_doctor.data.windows import SequenceData
+from lstm_doctor.data.windows import SequenceData, Windows
 from lstm_doctor.objective import Objective, metrics_of
 from lstm_doctor.probes.context import ProbeContext
+
+# The linear model's budget: at most this many training windows and inputs per
+# window, so that it fits in well under a second on 5,000 windows x 48 steps x 4 features.
+LINEAR_MAX_ROWS = 5000
+LINEAR_MAX_INPUTS = 256
+_CHUNK = 10_000
 
 
 def _score(objective: Objective, data: SequenceData, out: torch.Tensor) -> dict[str, float]:
@@ -24,6 +51,23 @@ def _score(objective: Objective, data: SequenceData, out: torch.Tensor) -> dict[
     if not objective.custom:
         scores.update(metrics_of(objective, out, y, lengths, data.target_scaler, data.n_outputs))
     return {k: v for k, v in scores.items() if math.isfinite(v)} or scores
+
+
+def class_prior(data: SequenceData) -> torch.Tensor:
+    """Training class frequencies, smoothed so that no class has probability 0."""
+    _, y, _ = data.train.all()
+    counts = torch.bincount(y.reshape(-1).long(), minlength=max(data.n_outputs, 2)).double()
+    return (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
+
+
+def class_output(objective: Objective, task: str, prob: torch.Tensor) -> torch.Tensor:
+    """Class probabilities ``(..., classes)`` as the setup's model outputs them."""
+    prob = prob.double().clamp(1e-7, 1 - 1e-7)
+    if task == "binary":
+        p1 = prob[..., 1:2]
+        # A sigmoid head outputs probabilities (threshold 0.5); otherwise logits.
+        return (p1 if objective.threshold == 0.5 else torch.log(p1 / (1 - p1))).float()
+    return prob.log().float()
 
 
 def constant_output(data: SequenceData, objective: Objective) -> torch.Tensor:
@@ -35,31 +79,202 @@ def constant_output(data: SequenceData, objective: Objective) -> torch.Tensor:
         flat = y.reshape(-1, y.shape[-1]).double()
         centre = flat.nanmedian(dim=0).values if objective.name == "mae" else flat.nanmean(dim=0)
         return centre.float().expand(n_val, *steps, -1).clone()
-    counts = torch.bincount(y.reshape(-1).long(), minlength=max(data.n_outputs, 2)).double()
-    prior = (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
-    if data.task == "binary":
-        logit = torch.log(prior[1] / prior[0]).float()
-        if objective.threshold == 0.5:  # a sigmoid head: outputs are probabilities
-            logit = prior[1].float()
-        return logit.expand(n_val, *steps, 1).clone()
-    return prior.log().float().expand(n_val, *steps, -1).clone()
+    return class_output(objective, data.task, class_prior(data)).expand(n_val, *steps, -1).clone()
+
+
+def sees_past_target(data: SequenceData) -> bool:
+    """True when the model is fed the target's own past (it is an input feature) and forecasts ahead."""
+    return data.train.starts is not None and not data.per_step and data.horizon >= 1 and set(data.target_names) <= set(data.feature_names)
 
 
 def persistence_output(data: SequenceData) -> torch.Tensor | None:
     """Each validation window's last observed target, as the forecast ``horizon`` steps on."""
     w = data.val
-    if data.task != "regression" or w.starts is None or data.per_step:
+    if data.task != "regression" or not sees_past_target(data):
         return None
     return w.targets[w.starts + (w.window - 1)].clone()
 
 
+def seasonal_period(series: list[np.ndarray], train_rows: list[int], max_points: int = 5000) -> int | None:
+    """The dominant period of the training target: the lag of the highest significant
+    autocorrelation peak after the autocorrelation's first trough (statsmodels ``acf``).
+
+    The series is linearly detrended first, so that a trend's slowly decaying
+    autocorrelation does not hide the season. None when no peak clears the 95%
+    white-noise band (1.96 / sqrt(n)).
+    """
+    from statsmodels.tsa.stattools import acf
+
+    longest = max(range(len(series)), key=lambda i: train_rows[i])
+    y = np.asarray(series[longest][: train_rows[longest]], dtype=np.float64)[-max_points:]
+    y = y[np.isfinite(y)]
+    if len(y) < 8 or np.std(y) == 0:
+        return None
+    t = np.arange(len(y))
+    y = y - np.polyval(np.polyfit(t, y, 1), t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = acf(y, nlags=len(y) // 2, fft=True)
+    troughs = np.flatnonzero((r[1:-1] < r[:-2]) & (r[1:-1] <= r[2:])) + 1
+    if not len(troughs):
+        return None
+    after = np.arange(troughs[0] + 1, len(r) - 1)
+    peaks = after[(r[after] > r[after - 1]) & (r[after] >= r[after + 1])]
+    peaks = peaks[r[peaks] > 1.96 / math.sqrt(len(y))]
+    return int(peaks[np.argmax(r[peaks])]) if len(peaks) else None
+
+
+def seasonal_naive_output(data: SequenceData, period: int | None) -> torch.Tensor | None:
+    """The target one season (``period``) before each forecast, or None when that step is not in the window."""
+    w = data.val
+    if data.task != "regression" or not sees_past_target(data) or not period or period < 2:
+        return None
+    lag = period * math.ceil(data.horizon / period)  # whole seasons back from the forecast step
+    if lag > w.window - 1 + data.horizon:  # not among the steps the model is fed
+        return None
+    return w.targets[w.starts + (w.window - 1 + data.horizon - lag)].clone()
+
+
+def _window_inputs(w: Windows, idx: torch.Tensor) -> np.ndarray:
+    """Windows ``idx`` as flat rows; long windows are averaged over time segments
+    (the last step kept on its own) so that a row has at most ``LINEAR_MAX_INPUTS`` values."""
+    x, _, _ = w.batch(idx)
+    x = x.double().numpy()
+    n, steps, feats = x.shape
+    if steps * feats > LINEAR_MAX_INPUTS:
+        segments = max(1, LINEAR_MAX_INPUTS // feats - 1)
+        pooled = [part.mean(axis=1) for part in np.array_split(x[:, :-1], min(segments, steps - 1), axis=1)]
+        x = np.stack(pooled + [x[:, -1]], axis=1)
+    return x.reshape(n, -1)
+
+
+def _design(data: SequenceData, w: Windows, idx: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear-model rows, targets and a validity mask for windows ``idx``.
+
+    Per-step targets are modelled step by step (the input at a step to its target);
+    otherwise the whole window predicts the target.
+    """
+    if data.per_step:
+        x, y, lengths = w.batch(idx)
+        real = torch.ones(x.shape[:2], dtype=torch.bool) if lengths is None else torch.arange(x.shape[1])[None, :] < lengths[:, None]
+        rows, targets = x.reshape(-1, x.shape[-1]).double().numpy(), y.reshape(x.shape[0] * x.shape[1], -1).double().numpy()
+        keep = real.reshape(-1).numpy()
+    else:
+        _, y, _ = w.batch(idx)
+        rows, targets = _window_inputs(w, idx), y.reshape(len(idx), -1).double().numpy()
+        keep = np.ones(len(idx), dtype=bool)
+    keep &= np.isfinite(targets).all(axis=1)
+    return np.nan_to_num(rows, nan=0.0, posinf=0.0, neginf=0.0), targets, keep
+
+
+@dataclass
+class LinearBaseline:
+    """A linear model's validation outputs and how clearly it beats the input-free baseline.
+
+    ``skill``: for regression 1 - MSE / input-free MSE (per standardized target);
+    for classification the chance-corrected balanced accuracy (0 at chance, 1
+    perfect). ``p_value``: one-sided, that the linear model beats the input-free
+    baseline: a paired t-test on per-sample squared errors (regression, the
+    Diebold-Mariano comparison without its autocorrelation correction), or an exact
+    McNemar test on which samples each gets right (classification; Dietterich 1998).
+    """
+
+    out: torch.Tensor
+    skill: float
+    p_value: float
+    measure: str
+
+
+def _regression_comparison(pred: np.ndarray, centre: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    lin, free = (pred - true) ** 2, (centre - true) ** 2
+    spread = free.mean(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    lin, free = (lin / spread).mean(axis=1), (free / spread).mean(axis=1)
+    skill = float(1 - lin.mean() / free.mean()) if free.mean() > 0 else 0.0
+    diff = free - lin
+    p = float(stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue) if diff.std() > 0 else (0.0 if diff.mean() > 0 else 1.0)
+    return skill, p
+
+
+def _class_comparison(pred: np.ndarray, majority: int, true: np.ndarray) -> tuple[float, float]:
+    present = np.unique(true)
+    recall = np.mean([np.mean(pred[true == c] == c) for c in present])
+    chance = 1.0 / len(present)
+    skill = float((recall - chance) / (1 - chance)) if len(present) > 1 else 0.0
+    lin_right, free_right = pred == true, true == majority
+    wins, losses = int(np.sum(lin_right & ~free_right)), int(np.sum(~lin_right & free_right))
+    p = float(stats.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue) if wins + losses else 1.0
+    return skill, p
+
+
+def linear_baseline(data: SequenceData, objective: Objective, seed: int = 0) -> LinearBaseline | None:
+    """A linear model on each training window, its validation outputs in the setup's
+    output format, and how clearly it beats the input-free baseline."""
+    rng = np.random.default_rng(seed)
+    n = len(data.train)
+    cap = max(1, LINEAR_MAX_ROWS // data.steps) if data.per_step else LINEAR_MAX_ROWS  # per-step: a row per step
+    idx = torch.from_numpy(np.sort(rng.choice(n, size=min(n, cap), replace=False)))
+    rows, targets, keep = _design(data, data.train, idx)
+    if keep.sum() < 4:
+        return None
+    rows, targets = rows[keep], targets[keep]
+    scaler = StandardScaler().fit(rows)
+    regression = data.task == "regression"
+    if regression:
+        model = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(scaler.transform(rows), targets)
+    else:
+        labels = targets[:, 0].astype(np.int64)
+        if len(np.unique(labels)) < 2:
+            return None
+        model = LogisticRegression(max_iter=200).fit(scaler.transform(rows), labels)
+        prior = class_prior(data).numpy()
+    outs, preds, trues = [], [], []
+    val = data.val
+    for start in range(0, len(val), _CHUNK):
+        chunk = torch.arange(start, min(start + _CHUNK, len(val)))
+        vrows, vtargets, vkeep = _design(data, val, chunk)
+        z = scaler.transform(vrows)
+        if regression:
+            pred = model.predict(z).reshape(len(z), -1)
+        else:
+            pred = np.full((len(z), len(prior)), 1e-7)
+            pred[:, model.classes_] = model.predict_proba(z)
+        outs.append(torch.from_numpy(pred))
+        preds.append(pred[vkeep]), trues.append(vtargets[vkeep])
+    shape = (len(val), val.steps, -1) if data.per_step else (len(val), -1)
+    pred, true = np.concatenate(preds), np.concatenate(trues)
+    if not len(true):
+        return None
+    if regression:
+        skill, p = _regression_comparison(pred, targets.mean(axis=0), true)
+        return LinearBaseline(torch.cat(outs).float().reshape(shape), skill, p, "mse")
+    skill, p = _class_comparison(pred.argmax(axis=1), int(prior.argmax()), true[:, 0].astype(np.int64))
+    return LinearBaseline(class_output(objective, data.task, torch.cat(outs).reshape(shape)), skill, p, "balanced_accuracy")
+
+
 def baselines(ctx: ProbeContext) -> None:
-    setup = ctx.setup
+    setup, ev = ctx.setup, ctx.evidence
     data, objective = setup.data, setup.objective
-    found = {"mean" if data.task == "regression" else "majority": _score(objective, data, constant_output(data, objective))}
+    free_name = "mean" if data.task == "regression" else "majority"
+    found = {free_name: _score(objective, data, constant_output(data, objective))}
     persistence = persistence_output(data)
     if persistence is not None:
         found["persistence"] = _score(objective, data, persistence)
-    ctx.evidence["baselines"] = found
-    ctx.evidence["baseline_loss"] = {k: v["loss"] for k, v in found.items()}
+    if data.task == "regression" and sees_past_target(data):
+        period, source = ev.get("dominant_period"), "data inspection"
+        if period is None:
+            period, source = seasonal_period(data.series, data.series_train_rows), "training target autocorrelation"
+        ev["seasonal_period"] = period
+        ev["seasonal_period_source"] = source if period else None
+        seasonal = seasonal_naive_output(data, period)
+        if seasonal is not None:
+            found["seasonal_naive"] = _score(objective, data, seasonal)
+    ev["baseline_loss"] = {k: v["loss"] for k, v in found.items()}
+    ev["input_free_loss"] = found[free_name]["loss"]
+    linear = linear_baseline(data, objective, seed=setup.seed)
+    if linear is not None:
+        found["linear"] = _score(objective, data, linear.out)
+        ev.update(linear_baseline_loss=found["linear"]["loss"], linear_skill=linear.skill, linear_p_value=linear.p_value,
+                  linear_skill_measure=linear.measure)
+    ev["baselines"] = found
     ctx.plots["baselines"] = found
