@@ -156,8 +156,10 @@ def test_d113_integer_values_with_a_cast_clue():
     assert rules.truncated_values(Evidence(integer_inputs=ints, padding={"side": "post"})).severity == "critical"
     wide = {"input_dtype": "int32", "features": {"x0": {"distinct": 300, "min": 0.0, "max": 5000.0}}}
     assert rules.truncated_values(Evidence(integer_inputs=wide)) is None
-    flags = {"input_dtype": "int64", "features": {"x0": {"distinct": 2, "min": 0.0, "max": 1.0}}}
+    flags = {"input_dtype": "int64", "features": {"x0": {"distinct": 2, "min": -1.0, "max": 1.0}}}
     assert rules.truncated_values(Evidence(integer_inputs=flags)) is None
+    counts = {"input_dtype": "int64", "features": {"x0": {"distinct": 9, "min": 0.0, "max": 8.0}}}
+    assert rules.truncated_values(Evidence(integer_inputs=counts, padding={"side": "post"})) is None
     floats = {"input_dtype": "float32", "features": {"x0": {"distinct": 7, "min": -3.0, "max": 3.0}}}
     assert rules.truncated_values(Evidence(integer_inputs=floats, padding={"side": None})) is None
     assert rules.truncated_values(Evidence(integer_inputs=ints, model_embeds_inputs=True)) is None

@@ -148,8 +148,8 @@ def unscaled_inputs(ev: Evidence) -> Finding | None:
       Fires when a feature's scale, max(|median|, std), exceeds 10; critical
       above 100, or when the trained model's outputs vary by under a tenth of
       the targets' spread (its predictions have collapsed, T307).
-      Why 10 and 100: PyTorch initializes input weights from U(-1/sqrt(H), 1/sqrt(H)),
-      so for 64 units a feature of scale s adds about s * 0.07 to each gate's
+      Why 10 and 100: PyTorch draws input weights from U(-1/sqrt(H), 1/sqrt(H)),
+      so with 64 units a feature of scale s adds about s * 0.07 to each gate's
       pre-activation. At s = 10 that is 0.7 (the sigmoid's slope already down
       by a tenth); at s = 100 it is 7, where sigmoid'(7) = 0.001: saturated.
       LeCun et al., "Efficient BackProp" (1998), recommend zero mean and unit
@@ -171,7 +171,8 @@ def unscaled_inputs(ev: Evidence) -> Finding | None:
                    layer.adapt(x_train)   # training data only
       Fitting the scaler on all data leaks the validation period (see D114).
 
-    Related: D103 feature-scale-disparity, D104 unscaled-target, T305 saturated-gates
+    Related: D103 feature-scale-disparity, D104 unscaled-target,
+             T305 saturated-gates
     """
     scales = ev.get("feature_scale")
     if not scales or _embeds(ev):
@@ -186,7 +187,7 @@ def unscaled_inputs(ev: Evidence) -> Finding | None:
     critical = worst > SCALE_CRITICAL or collapsed
     detail = f" (median {_num(stats['median'])}, std {_num(stats['std'])})" if stats else ""
     others = f"; {len(big) - 1} more feature(s) above {SCALE_WARNING:g}" if len(big) > 1 else ""
-    effect = ("and the trained model's outputs barely vary (a constant prediction)" if collapsed
+    effect = ("its gates saturate and the trained model's outputs barely vary (a constant prediction)" if collapsed
               else "enough to pin the sigmoid and tanh gates, so gradients through them vanish")
     evidence: dict[str, Any] = {"feature_scale": big, "threshold": SCALE_WARNING, "critical_above": SCALE_CRITICAL}
     if spread is not None:
@@ -284,7 +285,8 @@ def unscaled_target(ev: Evidence) -> Finding | None:
       Keras:       scale y the same way before fit(); invert model.predict() output
       Metrics in the target's own units come from the inverted predictions.
 
-    Related: D102 unscaled-inputs, M201 output-loss-mismatch, T304 exploding-gradients
+    Related: D102 unscaled-inputs, M201 output-loss-mismatch,
+             T304 exploding-gradients
     """
     if ev.get("task") != "regression":
         return None
@@ -394,11 +396,12 @@ def outliers(ev: Evidence) -> Finding | None:
 
     Fix
       Setup file:  training.loss: huber     (for target outliers)
-      PyTorch:     lo, hi = torch.quantile(x_train, [0.001, 0.999]); x = x.clamp(lo, hi)
+      PyTorch:     lo, hi = torch.quantile(x_train, torch.tensor([0.001, 0.999]))
+                   x = x.clamp(lo, hi)
                    or sklearn.preprocessing.RobustScaler fitted on training rows
       Keras:       clip before training; keras.losses.Huber() for the target
       First check whether the values are errors (drop or repair them) or real
-      (keep them, but with a robust scale or loss); log-transform skewed positive data.
+      (keep them, with a robust scale or loss); log-transform skewed positive data.
 
     Related: D102 unscaled-inputs, D104 unscaled-target, T304 exploding-gradients
     """
@@ -458,7 +461,7 @@ def non_stationary(ev: Evidence) -> Finding | None:
       week's value (0.51 ppm).
 
     Fix
-      Setup file:  data.target_transform: difference   (predict the change over the horizon)
+      Setup file:  data.target_transform: difference  (predict the change)
       PyTorch:     y_diff = y[h:] - y[:-h]; forecast = last_value + model(x)
                    or remove a trend fitted on training rows and add it back
       Keras:       the same transformation of the arrays before fit()
@@ -533,11 +536,13 @@ def window_too_short(ev: Evidence) -> Finding | None:
       Setup file:  data.window: <at least the period - horizon + 1>
       PyTorch:     build windows of that length; for very long periods, add the
                    value one period back (y[t - period]) as a feature instead
-      Keras:       the same, e.g. keras.utils.timeseries_dataset_from_array(..., sequence_length=period)
+      Keras:       keras.utils.timeseries_dataset_from_array(
+                       data, targets, sequence_length=period)
       When the longer window makes sequences too long (D109), downsample or
       add seasonal lag features.
 
-    Related: D109 sequence-too-long, M203 too-little-capacity, D110 no-learnable-signal
+    Related: D109 sequence-too-long, M203 too-little-capacity,
+             D110 no-learnable-signal
     """
     period, window = ev.get("dominant_period"), ev.get("steps")
     if not period or not window:
@@ -588,7 +593,8 @@ def sequence_too_long(ev: Evidence) -> Finding | None:
       Setup file:  data.downsample: 4     (arrays; tables: a shorter data.window)
       PyTorch:     x = x.unfold(1, k, k).mean(-1)  # average every k steps
                    or a strided Conv1d front-end before the LSTM
-      Keras:       keras.layers.AveragePooling1D(k) or Conv1D(..., strides=k) before the LSTM
+      Keras:       keras.layers.AveragePooling1D(k), or Conv1D(..., strides=k),
+                   before the LSTM
       Truncated BPTT (stateful chunks) helps training speed but not the reach.
 
     Related: T303 vanishing-gradients, D108 window-too-short, M207 forget-bias
@@ -642,13 +648,15 @@ def class_imbalance(ev: Evidence) -> Finding | None:
       whether a single fault is recognized; balanced accuracy would be 0.5.
 
     Fix
-      Setup file:  training.class_weights: balanced; training.metrics: [balanced_accuracy]
+      Setup file:  training.class_weights: balanced
+                   training.metrics: [balanced_accuracy]
       PyTorch:     nn.CrossEntropyLoss(weight=counts.sum() / (K * counts))
                    or a WeightedRandomSampler over the training windows
       Keras:       model.fit(..., class_weight={0: w0, 1: w1})
       Judge such a model by balanced accuracy, recall or PR-AUC, not accuracy.
 
-    Related: T307 prediction-collapse, M202 metric-task-mismatch, M201 output-loss-mismatch
+    Related: T307 prediction-collapse, M202 metric-task-mismatch,
+             M201 output-loss-mismatch
     """
     counts = ev.get("class_counts")
     if not counts or len(counts) < 2:
@@ -704,9 +712,10 @@ def padding_problems(ev: Evidence) -> Finding | None:
       74% are padding, and a last-step readout reads up to 53 frames of zeros.
 
     Fix
-      Setup file:  give lengths in the .npz (lengths=...) and model.readout: true-end
-      PyTorch:     torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
-                   enforce_sorted=False); or gather the output at lengths - 1
+      Setup file:  lengths in the .npz (lengths=...), and model.readout: true-end
+      PyTorch:     nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                    enforce_sorted=False)
+                   or gather the output at lengths - 1
       Keras:       keras.layers.Masking(mask_value=pad) before the LSTM, with a pad
                    value that never occurs in the data (e.g. -999 on scaled data)
       Bucketing sequences of similar length keeps padding short.
@@ -749,12 +758,13 @@ def truncated_values(ev: Evidence) -> Finding | None:
       applied to float sequences; an astype(int) on a whole array does the same.
 
     How it is measured
-      On already-windowed arrays: features whose values are all integers with
-      at least 3 distinct values in a span of at most 20 (two-valued flags are
-      not suspects), together with a cast clue: the array's dtype is an integer
-      type, or the sequences are padded (pad_sequences' signature). Critical
-      when the data is padded (the int32 default at work); a warning with the
-      integer dtype alone, since small counts are stored that way too.
+      On already-windowed arrays: features whose values are all integers, at
+      least 3 distinct ones, negative and positive, in a span of at most 20:
+      what truncating centred (e.g. standardized) data gives. Counts, flags
+      and category codes are non-negative and are not suspects. It fires with
+      a cast clue: the array's dtype is an integer type, or the sequences are
+      padded (pad_sequences' signature). Critical when the data is padded
+      (the int32 default at work); a warning with the integer dtype alone.
       Integer token ids that feed an embedding are not judged.
 
     Example
@@ -765,8 +775,9 @@ def truncated_values(ev: Evidence) -> Finding | None:
 
     Fix
       Setup file:  none; rebuild the arrays without the cast
-      PyTorch:     torch.nn.utils.rnn.pad_sequence([torch.as_tensor(s, dtype=torch.float32) ...],
-                   batch_first=True)
+      PyTorch:     nn.utils.rnn.pad_sequence(
+                       [torch.as_tensor(s, dtype=torch.float32) for s in seqs],
+                       batch_first=True)
       Keras:       keras.utils.pad_sequences(seqs, dtype="float32", padding="post")
       If the integers are genuine (counts, categories), ignore this; categories
       belong in an embedding or one-hot encoding.
@@ -777,7 +788,7 @@ def truncated_values(ev: Evidence) -> Finding | None:
     if not ints or _embeds(ev):
         return None
     suspects = {n: f for n, f in (ints.get("features") or {}).items()
-                if f["distinct"] >= 3 and f["max"] - f["min"] <= TRUNCATED_RANGE}
+                if f["distinct"] >= 3 and f["min"] < 0 < f["max"] and f["max"] - f["min"] <= TRUNCATED_RANGE}
     if not suspects:
         return None
     dtype = str(ints.get("input_dtype") or "")
@@ -834,10 +845,10 @@ def split_leakage(ev: Evidence) -> Finding | None:
       time, the same model scores 2.25 ppm on the final fifth of the series.
 
     Fix
-      Setup file:  data.split: temporal; data.scale: standard (fits on training rows)
+      Setup file:  data.split: temporal; data.scale: standard (fits on training)
       PyTorch:     split the series first, then window each part; fit the scaler
                    on the training part only: scaler.fit(train_rows)
-      Keras:       the same order: split, then window, then Normalization.adapt(x_train)
+      Keras:       the same order: split, window, then Normalization.adapt(x_train)
       With a random split of windows, leave a gap of window + horizon rows
       between training and validation windows.
 
@@ -894,8 +905,9 @@ def shuffled_time_split(ev: Evidence) -> Finding | None:
 
     Fix
       Setup file:  data.split: temporal
-      PyTorch:     cut = int(len(series) * 0.8); window series[:cut] and series[cut:]
-                   apart; or sklearn.model_selection.TimeSeriesSplit for folds
+      PyTorch:     cut = int(len(series) * 0.8); window series[:cut] and
+                   series[cut:] apart; for folds,
+                   sklearn.model_selection.TimeSeriesSplit
       Keras:       the same; never shuffle before splitting (shuffle within
                    the training part is fine)
 
@@ -952,7 +964,8 @@ def too_few_samples(ev: Evidence) -> Finding | None:
       Setup file:  model.hidden: 16; training.early_stopping: 5; model.dropout: 0.2
       PyTorch:     fewer units; early stopping on validation loss; augment (jitter,
                    scaling, window slicing); pool several series into one model
-      Keras:       keras.callbacks.EarlyStopping(restore_best_weights=True); fewer units
+      Keras:       keras.callbacks.EarlyStopping(restore_best_weights=True);
+                   fewer units
       More data (more series, a longer history) helps most.
 
     Related: T308 overfitting, M204 too-much-capacity, M213 excessive-dropout
