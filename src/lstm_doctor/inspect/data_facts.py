@@ -55,7 +55,7 @@ def _target_rows(w: Windows, data: SequenceData) -> np.ndarray:
     """Targets as rows: ``(n, targets)`` for regression, a flat array of class indices otherwise (padding left out)."""
     y = w.target_values()
     if data.per_step and w.lengths is not None:
-        y = y[np.arange(y.shape[1])[None, :] < w.lengths.numpy()[:, None]]
+        y = y[np.arange(y.shape[1])[None, :] < _np(w.lengths)[:, None]]
     if data.task == "regression":
         return y.reshape(-1, len(data.target_names))
     return y.reshape(-1)
@@ -174,6 +174,7 @@ def _array_facts(data: SequenceData, feature_stats: dict[str, dict[str, Any]]) -
 
 
 def data_facts(setup: Setup) -> dict[str, Any]:
+    """Every fact listed in this module's docstring, for ``setup``'s data as fed."""
     d = setup.data
     facts: dict[str, Any] = {
         "task": d.task,
