@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
+import yaml
 from rich.console import Console
 
 from lstm_doctor.errors import InputError
@@ -76,11 +77,16 @@ def examine(
     fail_on: FailOn = typer.Option(FailOn.critical, help="Exit 1 when a finding is at or above this severity."),
     ignore: Optional[str] = typer.Option(None, help="Finding codes to drop, comma-separated."),
     time_limit: Optional[float] = typer.Option(None, help="Stop probing after this many seconds and report."),
+    write_setup: Optional[Path] = typer.Option(None, help="With --treat: save the recommended setup file here."),
+    executor: str = typer.Option("local", help="Where --treat runs its trials: local or ray."),
+    workers: int = typer.Option(1, help="Local worker processes for --treat trials (torch threads = cores / workers)."),
+    address: Optional[str] = typer.Option(None, help="With --executor ray: the cluster address (default: a local Ray)."),
 ) -> None:
     """Examine a setup: measure why it is not learning and rank the causes."""
     from lstm_doctor.examine import examine as run_examine
     from lstm_doctor.render.console import render
     from lstm_doctor.setups import load_setup
+    from lstm_doctor.treat.executors import make_executor
 
     if data is None and config is None:
         raise InputError("Nothing to examine: give a data file (lstm-doctor examine data.csv --target y) or a setup file (--config setup.yaml).")
@@ -92,7 +98,8 @@ def examine(
         batch_size=batch_size, epochs=epochs, seed=seed,
     )
     setup = load_setup(config, data=data, **overrides)
-    report = run_examine(setup, budget=budget, treat=treat, time_limit=time_limit, ignore=_split_list(ignore) or (),
+    pool = make_executor(executor, workers=workers, address=address) if treat else None
+    report = run_examine(setup, budget=budget, treat=treat, time_limit=time_limit, ignore=_split_list(ignore) or (), executor=pool,
                          progress=True)
     render(report, out)
     report.save_json(json_path)
@@ -100,6 +107,14 @@ def examine(
     if html_path is not None:
         report.save_html(html_path)
         out.print(f"HTML report written to {html_path}", style="dim", markup=False)
+    if write_setup is not None:
+        if report.recommended_setup is None:
+            out.print("No setup file written: no treatment was verified" + ("" if treat else " (run with --treat)") + ".", style="yellow")
+        else:
+            from lstm_doctor.report import write_atomic
+
+            write_atomic(write_setup, "# The setup lstm-doctor verified (--treat).\n" + yaml.safe_dump(report.recommended_setup, sort_keys=False))
+            out.print(f"Recommended setup written to {write_setup}", style="dim", markup=False)
     raise typer.Exit(exit_code(report, fail_on.value))
 
 

@@ -17,6 +17,8 @@ from lstm_doctor.report import Report
 from lstm_doctor.rules import judge
 from lstm_doctor.setups import Setup, load_setup
 from lstm_doctor.symptom import judge_symptom
+from lstm_doctor.treat import treat as run_treatments
+from lstm_doctor.treat.executors import Executor
 
 
 def describe_setup(setup: Setup) -> dict[str, Any]:
@@ -35,6 +37,7 @@ def examine(
     time_limit: float | None = None,
     ignore: Iterable[str] = (),
     progress: bool = False,
+    executor: Executor | None = None,
     **overrides: Any,
 ) -> Report:
     """Examine a setup and return the ranked findings.
@@ -43,6 +46,10 @@ def examine(
     ``overrides`` such as ``window=24`` apply as on the command line). The run is
     cut short at ``time_limit`` seconds or by Ctrl-C; the report then has
     ``status == "incomplete"`` and holds whatever was found.
+
+    With ``treat=True`` the setup is retrained with each candidate fix (through
+    ``executor``: local by default, or :class:`lstm_doctor.treat.executors.RayExecutor`);
+    findings get ``verified`` and the report a ``recommended_setup``.
 
     >>> report = examine("setup.yaml", budget="quick")  # doctest: +SKIP
     >>> report.findings[0].code  # doctest: +SKIP
@@ -85,6 +92,17 @@ def examine(
     report.symptom = judge_symptom(ctx.evidence)
     report.baselines = ctx.evidence.get("baselines", {})
     report.probes = ctx.plots
+    if treat and report.status == "complete":
+        t = time.perf_counter()
+        result = run_treatments(setup, report.findings, ctx.evidence, plan, executor=executor, progress=progress)
+        report.treatments = result.treatments
+        report.recommended_setup = result.recommended_setup
+        report.notes.extend(result.notes)
+        if not result.complete:
+            report.status = "incomplete"
+        timing["treat_s"] = time.perf_counter() - t
+    elif treat:
+        report.notes.append("Treatments were not tried: the examination did not complete.")
     timing["total_s"] = time.perf_counter() - t0
     report.timing = {k: round(v, 3) for k, v in timing.items()}
     return report

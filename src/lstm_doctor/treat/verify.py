@@ -1,0 +1,215 @@
+"""Verification: retrain untreated and treated setups under identical steps and seeds.
+
+A treatment is verified only when the validation metric that matters for the
+task improves by at least 5% on average over at least 3 seeds and a one-sided
+Welch t-test gives p < 0.1. Verified treatments are then combined; the
+combination is kept only when it beats the best single treatment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from lstm_doctor.budget import Budget, Workload
+from lstm_doctor.evidence import Evidence
+from lstm_doctor.findings import Finding
+from lstm_doctor.setups import Setup
+from lstm_doctor.treat.executors import Executor, LocalExecutor
+from lstm_doctor.treat.treatments import TREATMENTS, Change, Treatment, apply_change, describe, merge
+from lstm_doctor.treat.trials import TrialSpec
+
+MIN_SEEDS = 3
+MIN_GAIN = 0.05
+MAX_P = 0.1
+MAX_CANDIDATES = {"quick": 4, "standard": 6, "thorough": 10}
+
+
+@dataclass
+class TreatResult:
+    treatments: list[dict[str, Any]] = field(default_factory=list)
+    recommended: Change | None = None
+    recommended_setup: dict[str, Any] | None = None
+    complete: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def task_metric(task: str) -> tuple[str, bool]:
+    """The deciding validation metric and whether lower is better."""
+    return ("rmse", True) if task == "regression" else ("balanced_accuracy", False)
+
+
+def candidates(findings: list[Finding], config, ev: Evidence, limit: int) -> list[tuple[Treatment, Change, list[str]]]:
+    """Treatments for the ranked findings, best-ranked first, one per distinct change."""
+    chosen: dict[str, tuple[Treatment, Change, list[str]]] = {}
+    for f in findings:
+        if f.severity == "info":
+            continue
+        for t in TREATMENTS:
+            if f.code not in t.codes:
+                continue
+            change = t.propose(config, ev)
+            if change is None:
+                continue
+            key = describe(change)
+            if key in chosen:
+                if f.code not in chosen[key][2]:
+                    chosen[key][2].append(f.code)
+            elif len(chosen) < limit:
+                chosen[key] = (t, change, [f.code])
+    return list(chosen.values())
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "values": [float(v) for v in arr]}
+
+
+def compare(before: list[float], after: list[float], lower_is_better: bool) -> dict[str, Any]:
+    """Mean, spread, relative gain and one-sided Welch p of ``after`` against ``before``."""
+    b, a = np.asarray(before, float), np.asarray(after, float)
+    gain = (b.mean() - a.mean()) if lower_is_better else (a.mean() - b.mean())
+    rel = gain / abs(b.mean()) if b.mean() != 0 else (math.inf if gain > 0 else 0.0)
+    if b.std() == 0 and a.std() == 0:
+        p = 0.0 if gain > 0 else 1.0  # identical repeats: the difference is exact
+    else:
+        p = float(stats.ttest_ind(a, b, equal_var=False, alternative="less" if lower_is_better else "greater").pvalue)
+    return {"before": _summary(before), "after": _summary(after), "relative_gain": float(rel), "p_value": p,
+            "improved": bool(rel >= MIN_GAIN and p < MAX_P)}
+
+
+def _scores(results: list[dict | None], metric: str, worst: float) -> list[float]:
+    """The metric per finished trial; a run that diverged or failed scores ``worst``."""
+    return [r["metrics"].get(metric, worst) for r in results if r is not None]
+
+
+def _worst_value(ev: Evidence, task: str, n_classes: int) -> float:
+    if task == "regression":
+        mean = (ev.get("baselines") or {}).get("mean", {}).get("rmse")
+        return float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else math.inf
+    return 1.0 / max(n_classes, 2)
+
+
+@contextlib.contextmanager
+def _trial_progress(enabled: bool, total: int):
+    if not enabled or not sys.stderr.isatty():
+        yield lambda i, r: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("treatment trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("trials", total=total)
+        yield lambda i, r: bar.advance(task)
+
+
+def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *,
+          executor: Executor | None = None, progress: bool = False) -> TreatResult:
+    """Try the candidate fixes for ``findings``; set ``verified`` on each finding tried."""
+    out = TreatResult()
+    if setup.config is None or setup.raw is None:
+        out.notes.append("Treatments need a setup built from a setup file or setup_from(); this one was not.")
+        return out
+    config = setup.config
+    metric, lower = task_metric(setup.data.task)
+    worst = _worst_value(ev, setup.data.task, setup.data.n_outputs)
+    seeds = [config.training.seed + k for k in range(max(MIN_SEEDS, budget.seeds))]
+    # The same cap as the instrumented run: the setup's own training when the budget affords it.
+    steps = budget.training_steps(Workload.of(setup))
+    executor = executor or LocalExecutor()
+    device = str(setup.device)
+
+    def specs(label: str, cfg) -> list[TrialSpec]:
+        raw = cfg.model_dump(mode="json")
+        return [TrialSpec(label, raw, s, steps, device) for s in seeds]
+
+    def run(groups: list[tuple[str, Any]]) -> dict[str, list[dict | None]]:
+        flat = [s for label, cfg in groups for s in specs(label, cfg)]
+        with _trial_progress(progress, len(flat)) as on_done:
+            results = executor.run(flat, setup.raw, on_done)
+        grouped: dict[str, list[dict | None]] = {label: [] for label, _ in groups}
+        for spec, r in zip(flat, results):
+            grouped[spec.label].append(r)
+        return grouped
+
+    chosen = candidates(findings, config, ev, MAX_CANDIDATES.get(budget.name, 4))
+    if not chosen:
+        out.notes.append("No treatment applies to these findings.")
+        return out
+    groups = [("untreated", config)] + [(t.name, apply_change(config, change)) for t, change, _ in chosen]
+    try:
+        grouped = run(groups)
+    except KeyboardInterrupt:
+        out.complete = False
+        out.notes.append("Treatment trials were interrupted; no treatment was verified.")
+        return out
+    before = _scores(grouped["untreated"], metric, worst)
+    entries: dict[str, dict[str, Any]] = {}
+    for t, change, codes in chosen:
+        after = _scores(grouped[t.name], metric, worst)
+        if len(after) < MIN_SEEDS or len(before) < MIN_SEEDS:
+            out.complete = False
+            continue
+        verdict = compare(before, after, lower)
+        entries[t.name] = {
+            "name": t.name, "for": codes, "change": change, "change_text": describe(change),
+            "metric": {"name": f"val_{metric}", **verdict}, "verified": verdict["improved"],
+            "curves": {"before": _curve(grouped["untreated"]), "after": _curve(grouped[t.name])},
+            "code": {"pytorch": t.pytorch, "keras": t.keras},
+            "seconds": float(sum(r["seconds"] for r in grouped[t.name] if r)),
+        }
+    out.treatments = list(entries.values())
+    _mark_findings(findings, entries, len(seeds))
+    verified = sorted((e for e in entries.values() if e["verified"]), key=lambda e: e["metric"]["relative_gain"])
+    if not verified:
+        out.notes.append("No treatment measurably improved the validation "
+                         f"{metric.replace('_', ' ')}; the causes found are not fixed by these changes.")
+        return out
+    best = verified[-1]
+    out.recommended = best["change"]
+    if len(verified) > 1:
+        combined = merge(*(e["change"] for e in verified))  # the best treatment's values win conflicts
+        label = "combined: " + " + ".join(e["name"] for e in reversed(verified))
+        try:
+            combo = _scores(run([(label, apply_change(config, combined))])[label], metric, worst)
+        except KeyboardInterrupt:
+            combo, out.complete = [], False
+        if len(combo) >= MIN_SEEDS:
+            vs_best = compare(best["metric"]["after"]["values"], combo, lower)
+            verdict = compare(before, combo, lower)
+            out.treatments.append({
+                "name": label, "for": sorted({c for e in verified for c in e["for"]}), "change": combined,
+                "change_text": describe(combined), "metric": {"name": f"val_{metric}", **verdict},
+                "verified": verdict["improved"], "beats_best_single": vs_best["relative_gain"] > 0, "curves": {},
+            })
+            if verdict["improved"] and vs_best["relative_gain"] > 0:
+                out.recommended = combined
+    out.recommended_setup = apply_change(config, out.recommended).model_dump(mode="json")
+    return out
+
+
+def _curve(results: list[dict | None]) -> dict[str, list[float]]:
+    """The first seed's validation-loss curve (all seeds share its schedule)."""
+    first = next((r for r in results if r), None)
+    return {"step": first.get("val_steps", []), "loss": first.get("val_loss", [])} if first else {}
+
+
+def _mark_findings(findings: list[Finding], entries: dict[str, dict[str, Any]], seeds: int) -> None:
+    for f in findings:
+        tried = [e for e in entries.values() if f.code in e["for"]]
+        if not tried:
+            continue
+        best = max(tried, key=lambda e: (e["verified"], e["metric"]["relative_gain"]))
+        m = best["metric"]
+        f.verified = {
+            "metric": m["name"], "seeds": seeds,
+            "before": {k: m["before"][k] for k in ("mean", "sd")}, "after": {k: m["after"][k] for k in ("mean", "sd")},
+            "p_value": m["p_value"], "improved": m["improved"], "treatment": best["name"],
+        }
