@@ -104,3 +104,25 @@ def test_no_signal_gets_no_false_fix():
     assert result.treatments, "the learning-rate treatments should have been tried"
     assert not any(t["verified"] for t in result.treatments)
     assert result.recommended_setup is None and any("No treatment" in n for n in result.notes)
+
+
+def test_ray_executor_runs_trials_like_the_local_one(sunspots_frame):
+    ray = pytest.importorskip("ray")
+    import shutil
+    import tempfile
+
+    from lstm_doctor.treat.executors import RayExecutor
+
+    config = {"data": {"target": "sunspots", "features": ["sunspots"], "window": 11, "scale": "standard"},
+              "model": {"hidden": 8}, "training": {"epochs": 2}}
+    specs = [TrialSpec("a", config, s, 30) for s in (0, 1)]
+    # Not pytest's tmp_path: Ray's socket paths under it exceed the 107-byte AF_UNIX limit.
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    try:
+        remote = RayExecutor().run(specs, sunspots_frame)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    local = LocalExecutor(1).run(specs, sunspots_frame)
+    assert [r["metrics"]["rmse"] for r in remote] == pytest.approx([r["metrics"]["rmse"] for r in local], rel=1e-5)
