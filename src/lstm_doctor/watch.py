@@ -103,6 +103,91 @@ class _AccumulationCheck:
         return abs(float(coef[0])) > 0 and float(coef[1] / coef[0]) > ACCUMULATED
 
 
+class LoopRecord:
+    """What a training loop run elsewhere reports: losses, validations, sampled outputs and input-gradient profiles.
+
+    Shared by :class:`Watch` and the framework callbacks; :meth:`write` turns it
+    into the evidence and plots the training-run probes write.
+    """
+
+    def __init__(self, every: int, task: str | None = None):
+        self.every, self.task = every, task
+        self.losses: list[torch.Tensor] = []
+        self.val: list[dict[str, float]] = []
+        self.epoch_ends: list[int] = []  # how many losses were logged at each validation
+        self.outputs: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=KEPT_OUTPUTS)
+        self.profiles: list[Any] = []  # relative input-gradient profiles, first to last
+
+    def add_loss(self, loss: torch.Tensor | float, outputs: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> None:
+        self.losses.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
+        if outputs is not None and targets is not None and sampled(len(self.losses) - 1, self.every):
+            self.outputs.append((outputs.detach().cpu(), targets.detach().cpu()))
+
+    def add_validation(self, loss: float, step: int, **metrics: float) -> None:
+        record = {"epoch": len(self.val) + 1, "step": step, "loss": float(loss)}
+        record.update({k: float(v) for k, v in metrics.items()})
+        self.val.append(record)
+        self.epoch_ends.append(len(self.losses))
+
+    def write(self, ctx: ProbeContext, steps: int) -> None:
+        """Loss curves, divergence, memory length and prediction spread into ``ctx.evidence`` and ``ctx.plots``."""
+        ev = ctx.evidence
+        losses = torch.stack(self.losses).double().cpu().tolist() if self.losses else []
+        diverged = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        bounds = list(zip([0, *self.epoch_ends], self.epoch_ends))
+        ev.update(
+            train_loss_steps=losses,
+            train_loss_epochs=[sum(losses[a:b]) / (b - a) for a, b in bounds if b > a],
+            val_history=self.val,
+            stopped="diverged" if diverged is not None else "completed",
+            diverged_at=diverged,
+            steps_run=steps,
+            steps=steps,
+            steps_planned=steps,
+        )
+        totals = [v for v in (ctx.plots.get("gradients") or {}).get("total", []) if math.isfinite(v)]
+        if len(totals) >= 8:
+            quarter = len(totals) // 4
+            first, last = sorted(totals[:quarter])[quarter // 2], sorted(totals[-quarter:])[quarter // 2]
+            ev["grad_norm_growth"] = last / first if first > 0 else None
+        if self.profiles:
+            write_memory(ctx, len(self.profiles[0]), self.profiles[0], self.profiles[-1])
+        self._prediction_spread(ctx)
+        ctx.plots["loss_curve"] = {"train_steps": losses, "val": self.val, "steps_per_epoch": None,
+                                   "steps_planned": steps, "stopped": ev["stopped"]}
+
+    def _prediction_spread(self, ctx: ProbeContext) -> None:
+        """Spread of the logged outputs against the logged targets, as the predictions probe measures it."""
+        if not self.outputs:
+            return
+        try:
+            out = torch.cat([o for o, _ in self.outputs])
+            y = torch.cat([t for _, t in self.outputs])
+        except RuntimeError:
+            return  # batches of different shapes (padded per batch): no pooled spread
+        task = self.task or _infer_task(out, y)
+        setup = LoopSetup(None, task, outputs=out.shape[-1] if out.dim() > 1 else 1)
+        spread = PredictionSpread(ProbeContext(setup, ctx.budget, evidence=ctx.evidence, plots=ctx.plots))
+        if task == "regression":
+            spread._regression(out, y if y.numel() != out.numel() else y.reshape(out.shape), None)
+        else:
+            probabilities = bool(((out >= 0) & (out <= 1)).all()) and task == "binary"
+            decide = Objective("ce" if task == "multiclass" else "bce", task, threshold=0.5 if probabilities else 0.0).decide
+            spread._classes(decide(out), y, None)
+
+
+def judge_loop(ctx: ProbeContext, setup: dict[str, Any], logged: bool) -> Report:
+    """The report on a loop's evidence: the same rules, ranking and symptom as ``examine``."""
+    ev = Evidence(ctx.evidence)
+    report = Report(setup=setup)
+    report.findings = rank(judge(ev))
+    report.symptom = judge_symptom(ev)
+    report.probes = ctx.plots
+    if not logged:
+        report.notes.append("No training losses were logged; the loss curve and the symptom are not measured.")
+    return report
+
+
 class Watch:
     """Collects training evidence from the user's own loop; ``report()`` judges it.
 
@@ -136,13 +221,9 @@ class Watch:
         self.ctx: ProbeContext | None = None
         self.state: TrainState | None = None
         self.instruments: list[Callback] = []
+        self.record = LoopRecord(every, task)
         self.zero_grad_calls = 0
         self.lrs: list[float] = []
-        self.losses: list[torch.Tensor] = []
-        self.val: list[dict[str, float]] = []
-        self._epoch_ends: list[int] = []  # how many losses were logged at each validation
-        self.outputs: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=KEPT_OUTPUTS)
-        self.profiles: list[Any] = []
         self.accumulated: list[bool] = []
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
@@ -204,16 +285,11 @@ class Watch:
         Cheap at every step: the loss is kept as a detached tensor (no device
         sync); outputs are kept on sampled steps only.
         """
-        self.losses.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
-        if outputs is not None and targets is not None and sampled(len(self.losses) - 1, self.every):
-            self.outputs.append((outputs.detach().cpu(), targets.detach().cpu()))
+        self.record.add_loss(loss, outputs, targets)
 
     def log_val(self, loss: torch.Tensor | float, **metrics: float) -> None:
         """Record a validation result (loss and metrics such as ``accuracy``), e.g. at each epoch's end."""
-        record = {"epoch": len(self.val) + 1, "step": self.state.step if self.state else 0, "loss": float(loss)}
-        record.update({k: float(v) for k, v in metrics.items()})
-        self.val.append(record)
-        self._epoch_ends.append(len(self.losses))
+        self.record.add_validation(float(loss), self.state.step if self.state else 0, **metrics)
 
     # --- hooks -------------------------------------------------------------
 
@@ -286,14 +362,12 @@ class Watch:
         return 0 if first is not None and not first.batch_first and first.input_size == x.shape[-1] else 1
 
     def _input_gradient(self, lengths: torch.Tensor | None) -> Callable[[torch.Tensor], None]:
-        step = self.state.step if self.state is not None else 0
-
         def keep(grad: torch.Tensor) -> None:
             g = grad.detach() if self._time_axis == 1 else grad.detach().transpose(0, 1)
             ends = (lengths.to(g.device) - 1).clamp(min=0) if lengths is not None else torch.full((len(g),), g.shape[1] - 1, device=g.device)
             profile = relative_profile(g, ends)
             if profile is not None:
-                self.profiles.append((step, profile))
+                self.record.profiles.append(profile)
 
         return keep
 
@@ -304,7 +378,7 @@ class Watch:
         if self.probe is not None:
             x, lengths = self.probe
             probe = Windows(x, torch.zeros(len(x)), lengths=lengths)
-        self.ctx = ProbeContext(_WatchedSetup(probe), budget, evidence=self.evidence, plots=self.plots)
+        self.ctx = ProbeContext(LoopSetup(probe), budget, evidence=self.evidence, plots=self.plots)
         self.instruments = [GradientMonitor(self.ctx)]
         if probe is not None and self._time_axis == 1 and any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
             self.instruments.append(GateMonitor(self.ctx))
@@ -351,24 +425,15 @@ class Watch:
         if self._finished:
             return
         self._finished = True
-        ev = self.evidence
         if self.state is not None:
             self._run("on_train_end")
-        losses = torch.stack(self.losses).double().cpu().tolist() if self.losses else []
-        diverged = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+        else:  # no optimizer step was seen
+            self.ctx = ProbeContext(LoopSetup(None), get_budget("quick"), evidence=self.evidence, plots=self.plots)
         steps = self.state.step if self.state is not None else 0
-        bounds = list(zip([0, *self._epoch_ends], self._epoch_ends))
-        ev.update(
+        self.record.write(self.ctx, steps)
+        self.evidence.update(
             source_kind="watch",
-            train_loss_steps=losses,
-            train_loss_epochs=[sum(losses[a:b]) / (b - a) for a, b in bounds if b > a],
-            val_history=self.val,
-            stopped="diverged" if diverged is not None else "completed",
-            diverged_at=diverged,
-            steps_run=steps,
             optimizer_steps=steps,
-            steps=steps,
-            steps_planned=steps,
             zero_grad_calls=self.zero_grad_calls,
             grad_reset_checks=len(self.accumulated),
             grad_accumulated_checks=sum(self.accumulated),
@@ -376,50 +441,13 @@ class Watch:
             lr=self.lrs[-1] if self.lrs else None,
             optimizer=type(self.optimizer).__name__ if self.optimizer is not None else None,
         )
-        totals = [v for v in (self.plots.get("gradients") or {}).get("total", []) if math.isfinite(v)]
-        if len(totals) >= 8:
-            quarter = len(totals) // 4
-            first, last = sorted(totals[:quarter])[quarter // 2], sorted(totals[-quarter:])[quarter // 2]
-            ev["grad_norm_growth"] = last / first if first > 0 else None
-        if self.profiles:
-            write_memory(self.ctx or ProbeContext(_WatchedSetup(None), get_budget("quick"), evidence=ev, plots=self.plots),
-                         len(self.profiles[0][1]), self.profiles[0][1], self.profiles[-1][1])
-        self._prediction_spread()
-        self.plots["loss_curve"] = {"train_steps": losses, "val": self.val, "steps_per_epoch": None,
-                                    "steps_planned": steps, "stopped": ev["stopped"]}
-
-    def _prediction_spread(self) -> None:
-        """Spread of the logged outputs against the logged targets, as the predictions probe measures it."""
-        if not self.outputs:
-            return
-        try:
-            out = torch.cat([o for o, _ in self.outputs])
-            y = torch.cat([t for _, t in self.outputs])
-        except RuntimeError:
-            return  # batches of different shapes (padded per batch): no pooled spread
-        task = self.task or _infer_task(out, y)
-        ctx = ProbeContext(_WatchedSetup(None, task, outputs=out.shape[-1] if out.dim() > 1 else 1), get_budget("quick"),
-                           evidence=self.evidence, plots=self.plots)
-        spread = PredictionSpread(ctx)
-        if task == "regression":
-            spread._regression(out, y if y.numel() != out.numel() else y.reshape(out.shape), None)
-        else:
-            probabilities = bool(((out >= 0) & (out <= 1)).all()) and task == "binary"
-            decide = Objective("ce" if task == "multiclass" else "bce", task, threshold=0.5 if probabilities else 0.0).decide
-            spread._classes(decide(out), y, None)
 
     def report(self) -> Report:
         """The ranked findings on what the loop showed (stops the watch if it is still running)."""
         self.stop()
-        ev = Evidence(self.evidence)
-        report = Report(setup={"source": "watch", "model_class": type(self.model).__name__,
-                               "optimizer": ev.get("optimizer"), "every": self.every})
-        report.findings = rank(judge(ev))
-        report.symptom = judge_symptom(ev)
-        report.probes = self.plots
-        if not self.losses:
-            report.notes.append("No losses were logged (w.log(loss)); the loss curve and symptom are not measured.")
-        return report
+        setup = {"source": "watch", "model_class": type(self.model).__name__, "optimizer": self.evidence.get("optimizer"),
+                 "every": self.every}
+        return judge_loop(self.ctx, setup, bool(self.record.losses))
 
 
 def _check_parameter(optimizer: torch.optim.Optimizer) -> nn.Parameter | None:
@@ -429,8 +457,11 @@ def _check_parameter(optimizer: torch.optim.Optimizer) -> nn.Parameter | None:
     return max(small, key=lambda p: p.numel(), default=None)
 
 
-class _WatchedSetup:
-    """What the instruments read from a Setup, for a loop lstm-doctor does not run itself."""
+class LoopSetup:
+    """What the instruments read from a Setup, for a loop lstm-doctor does not run itself.
+
+    ``probe``: the fixed batch the gate probe recomputes on (None: no gates).
+    """
 
     clip_norm = None
 

@@ -65,7 +65,7 @@ class DoctorCallback(Callback):
         if loss is None:
             return
         predictions, targets = None, None
-        step = len(self.watch.losses)
+        step = len(self.watch.record.losses)
         if sampled(step, self.every) and isinstance(batch, (tuple, list)) and len(batch) >= 2 \
                 and all(isinstance(t, torch.Tensor) for t in batch[:2]):
             with probing(pl_module), torch.no_grad():
