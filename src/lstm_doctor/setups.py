@@ -144,7 +144,7 @@ def setup_from(
     from lstm_doctor.data.readers import NPZ_KEYS
     from lstm_doctor.errors import InputError
 
-    config = parse_config({"data": dict(data or {}), "model": dict(model or {}), "training": dict(training or {})})
+    config = parse_config({"data": data or {}, "model": model or {}, "training": training or {}})
     if isinstance(source, dict):
         unknown = set(source) - NPZ_KEYS
         if unknown or not {"X", "y"} <= set(source):

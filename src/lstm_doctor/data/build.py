@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +58,14 @@ def _class_indices(labels: np.ndarray, task: str, name: str) -> tuple[np.ndarray
     if flat.dtype.kind == "f":
         if not np.all(np.isfinite(flat)):
             raise InputError(f"{name}: the class labels contain Inf; give every sample a class.")
-        if np.all(flat == np.round(flat)):
+        if np.all(flat == np.round(flat)) and np.all(np.abs(flat) < 2**53):  # whole numbers that int64 holds exactly
             flat = flat.astype(np.int64)
     try:
         classes, idx = np.unique(flat, return_inverse=True)
     except TypeError:  # labels of mixed types (1 and "a") cannot be ordered; compare them as text
         classes, idx = np.unique(flat.astype(str), return_inverse=True)
     if len(classes) < 2:
-        raise InputError(f"{name}: the target has a single class ({classes[0]!r} only); a classifier needs at least two.")
+        raise InputError(f"{name}: the target has a single class ({_shown(classes[0])} only); a classifier needs at least two.")
     if task == "binary" and len(classes) > 2:
         raise InputError(f"{name}: task is binary but the target has {len(classes)} classes ({_preview(classes)}); use --task multiclass.")
     return idx.reshape(labels.shape).astype(np.int64), [str(c) for c in classes]
@@ -87,7 +88,9 @@ def _fit_scaler(kind: str, rows: np.ndarray) -> AffineMap | None:
     finite = np.where(np.isfinite(rows), rows, np.nan).astype(np.float64)
     if np.all(np.isnan(finite)):
         return None
-    with np.errstate(all="ignore"):
+    # An all-NaN column gets no statistics (identity below); numpy's warning about it is noise.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         scaler.fit(finite)
     if kind == "standard":
         offset, scale = scaler.mean_, scaler.scale_
