@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from lstm_doctor.integrations import save
 from lstm_doctor.probes.instrument import probing, sampled
 from lstm_doctor.report import Report
 from lstm_doctor.watch import Watch
@@ -24,14 +25,6 @@ try:
     from lightning.pytorch import Callback
 except ImportError:  # the older package name
     from pytorch_lightning import Callback
-
-
-def save(report: Report, path: str | Path) -> None:
-    """Write the report as HTML when ``path`` ends in .html, else as JSON."""
-    if str(path).lower().endswith((".html", ".htm")):
-        report.save_html(path)
-    else:
-        report.save_json(path)
 
 
 class DoctorCallback(Callback):
