@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -149,26 +149,38 @@ def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return found
 
 
-def _gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Gradients of the compiled loss on (x, y) for every trainable variable and for x, and the outputs (dropout off)."""
-    backend = keras.backend.backend()
+def gradient_function(model: keras.Model) -> Callable[[np.ndarray, np.ndarray], tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
+    """``(x, y) -> (gradients of the compiled loss for every trainable variable, for x, outputs)``, dropout off.
+
+    On TensorFlow the pass is traced once as a ``tf.function`` (an eager
+    recurrent layer steps through time in Python); on torch it runs eagerly.
+    """
     variables = model.trainable_variables
-    if backend == "tensorflow":
+
+    def plain(grads: list[Any], pred: Any) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        arrays = [np.zeros(tuple(v.shape), np.float32) if g is None else _numpy(g) for v, g in zip(variables, grads[:-1])]
+        return arrays, _numpy(grads[-1]), _numpy(pred)
+
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            pred = model(xt, training=False)
-            loss = model.compute_loss(x=xt, y=keras.ops.convert_to_tensor(y), y_pred=pred, training=False)
-        grads = tape.gradient(loss, [*variables, xt])
-    else:
+        @tf.function(reduce_retracing=True)
+        def traced(x: Any, y: Any) -> tuple[list[Any], Any]:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                pred = model(x, training=False)
+                loss = model.compute_loss(x=x, y=y, y_pred=pred, training=False)
+            return tape.gradient(loss, [*variables, x]), pred
+
+        return lambda x, y: plain(*traced(tf.convert_to_tensor(x), tf.convert_to_tensor(y)))
+
+    def eager(x: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         xt = torch.as_tensor(x).requires_grad_(True)
         pred = model(xt, training=False)
         loss = model.compute_loss(x=xt, y=keras.ops.convert_to_tensor(y), y_pred=pred, training=False)
-        grads = torch.autograd.grad(loss, [v.value for v in variables] + [xt], allow_unused=True)
-    arrays = [np.zeros(tuple(v.shape), np.float32) if g is None else _numpy(g) for v, g in zip(variables, grads[:-1])]
-    return arrays, _numpy(grads[-1]), _numpy(pred)
+        return plain(list(torch.autograd.grad(loss, [v.value for v in variables] + [xt], allow_unused=True)), pred)
+
+    return eager
 
 
 class DoctorCallback(keras.callbacks.Callback):
@@ -218,7 +230,7 @@ class DoctorCallback(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.state is not None and sampled(self.state.step, self.every):
-            grads, x_grad, outputs = _gradients(self.model, *self.probe)
+            grads, x_grad, outputs = self._gradients(*self.probe)
             self.mirror.load(self._values(), grads)
             self._run("after_backward")
             self._keep(x_grad, outputs)
@@ -280,6 +292,7 @@ class DoctorCallback(keras.callbacks.Callback):
         budget = replace(get_budget("quick"), probe_every=self.every)
         self.ctx = ProbeContext(LoopSetup(Windows(torch.as_tensor(x, dtype=torch.float32), torch.zeros(len(x)))), budget)
         self.mirror = KerasMirror(self.model)
+        self._gradients = gradient_function(self.model)
         self.instruments = [GradientMonitor(self.ctx)]
         if self.mirror.recurrent and x.ndim == 3:
             self.instruments.append(GateMonitor(self.ctx))
