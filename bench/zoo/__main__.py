@@ -34,11 +34,15 @@ def machine(threads: int, jobs: int) -> dict[str, Any]:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        # The product as run: uncommitted changes under src/ are part of what was measured.
+        dirty = len(git("status", "--porcelain", "--", "src").splitlines())
     except (OSError, subprocess.CalledProcessError):
-        commit = None
+        commit, dirty = None, None
     return {"cpu": cpu, "cores": os.cpu_count(), "jobs": jobs, "torch_threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "load_average_start": os.getloadavg(), "commit": commit}
+            "torch": torch.__version__, "platform": platform.platform(), "load_average_start": os.getloadavg(),
+            "commit": commit, "src_files_uncommitted": dirty}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -40,7 +40,8 @@ def render(result: dict[str, Any]) -> str:
             " (NOT the held-out split: tuning numbers, for rule owners; quote only a `--split report` run)") + ".",
         "",
         f"- Command: `{result['command']}`",
-        f"- Run: {result['started']}, commit {m.get('commit')}, budget `{result['budget']}`, "
+        f"- Run: {result['started']}, commit {m.get('commit')} ({m.get('src_files_uncommitted', '?')} files under src/ "
+        f"uncommitted at the time), budget `{result['budget']}`, "
         f"{s['cases']} cases ({s['fault_cases']} faults, {s['healthy_cases']} healthy controls), "
         f"{result.get('wall_seconds', '?')} s wall, {s['errors']} errors, {s['incomplete']} incomplete.",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['jobs']} job(s) x {m['torch_threads']} torch thread(s), "

@@ -19,7 +19,10 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from lstm_doctor import examine
+from lstm_doctor import Setup, examine
+from lstm_doctor.budget import get_budget
+from lstm_doctor.probes import ProbeContext
+from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.report import Report
 
 from bench.zoo.scenarios import Scenario
@@ -44,6 +47,22 @@ def beats_baselines(final_loss: float | None, baseline_loss: dict[str, float]) -
     if not base or not _finite(final_loss):
         return None if not base else False
     return final_loss <= HEALTHY_LOSS_SHARE * min(base)
+
+
+def baseline_losses(setup: Setup) -> dict[str, float]:
+    """The validation loss of lstm-doctor's own baselines (mean/majority, persistence) on ``setup``."""
+    ctx = ProbeContext(setup, get_budget("quick"))
+    baselines(ctx)
+    return ctx.evidence["baseline_loss"]
+
+
+def full_training(setup: Setup, baseline_loss: dict[str, float]) -> dict[str, Any]:
+    """The setup's own full training, outside lstm-doctor's budget: does this
+    model really learn (end clearly below the baselines)?"""
+    _, result = setup.train()
+    final = {k: v for k, v in (result.val[-1] if result.val else {}).items() if _finite(v)}
+    return {"steps": result.steps, "stopped": result.stopped, "final_val": final,
+            "beats_baselines": beats_baselines(final.get("loss"), baseline_loss)}
 
 
 def score(scenario: Scenario, report: Report) -> dict[str, Any]:
@@ -107,12 +126,7 @@ def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | No
     )
     record["beats_baselines"] = beats_baselines(record["final_val"].get("loss"), record["baseline_loss"])
     if scenario.is_healthy and verify_healthy:
-        # The setup's own full training, outside lstm-doctor's budget: is this
-        # control really a well-set-up model that learns?
-        _, result = setup.train()
-        final = {k: v for k, v in (result.val[-1] if result.val else {}).items() if _finite(v)}
-        record["full_training"] = {"steps": result.steps, "stopped": result.stopped, "final_val": final,
-                                   "beats_baselines": beats_baselines(final.get("loss"), record["baseline_loss"])}
+        record["full_training"] = full_training(setup, record["baseline_loss"])
     record["rss_peak_mb"] = round(peak_rss_mb(), 1)
     record["rss_growth_mb"] = round(record["rss_peak_mb"] - start_rss, 1)
     return record
