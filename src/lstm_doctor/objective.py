@@ -45,8 +45,8 @@ class Objective:
         else:
             self.fn = _ELEMENTWISE[loss]()
 
-    def elementwise(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Loss per sample (and step when per-step), averaged over other axes."""
+    def _unreduced(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of every output, ``(B, ...)``."""
         if self.name == "ce":
             # (B, C) or (B, T, C) logits against (B,) or (B, T) class indices.
             return self.fn(out.movedim(-1, 1) if out.dim() == 3 else out, y.long())
@@ -57,7 +57,11 @@ class Objective:
             # A regression loss on class labels scores one-hot targets, as Keras'
             # loss="mse" with to_categorical labels does (a finding, M201, not an error).
             y = nn.functional.one_hot(y.long(), out.shape[-1]).to(out.dtype)
-        loss = self.fn(out, y.reshape(out.shape) if y.numel() == out.numel() else y)
+        return self.fn(out, y.reshape(out.shape) if y.numel() == out.numel() else y)
+
+    def elementwise(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss per sample (and step when per-step), averaged over other axes."""
+        loss = self._unreduced(out, y)
         if self.per_step:
             return loss.reshape(loss.shape[0], loss.shape[1], -1).mean(dim=-1) if loss.dim() > 2 else loss
         return loss.reshape(loss.shape[0], -1).mean(dim=1) if loss.dim() > 1 else loss
@@ -65,11 +69,13 @@ class Objective:
     def __call__(self, out: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.custom:
             return self.fn(out, y)
-        loss = self.elementwise(out, y)
         if self.per_step and lengths is not None:
+            loss = self.elementwise(out, y)
             mask = torch.arange(loss.shape[1], device=loss.device)[None, :] < lengths[:, None]
             return (loss * mask).sum() / mask.sum().clamp(min=1)
-        return loss.mean()
+        # Every sample (and step) has as many outputs, so the mean of all outputs is
+        # the mean of the per-sample means, one reduction fewer on the training path.
+        return self._unreduced(out, y).mean()
 
     def decide(self, out: torch.Tensor) -> torch.Tensor:
         """Predicted class indices from the model's outputs."""

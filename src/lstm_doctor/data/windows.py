@@ -27,10 +27,13 @@ class Windows:
     window: int = 0
     horizon: int = 0
     lengths: torch.Tensor | None = None
-    _offsets: torch.Tensor = field(init=False, repr=False)
+    # Every window of the rows as one strided view (rows - window + 1, window, features):
+    # a batch is then a single index_select, no index arithmetic and no copy but the batch's.
+    _view: torch.Tensor | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self._offsets = torch.arange(self.window, device=self.inputs.device)
+        if self.starts is not None and len(self.inputs) >= self.window:
+            self._view = self.inputs.unfold(0, self.window, 1).transpose(1, 2)
 
     def __len__(self) -> int:
         return len(self.starts) if self.starts is not None else len(self.inputs)
@@ -45,8 +48,7 @@ class Windows:
         if self.starts is None:
             return self.inputs[idx], self.targets[idx], lengths
         s = self.starts[idx]
-        rows = s[:, None] + self._offsets
-        return self.inputs[rows], self.targets[s + (self.window - 1 + self.horizon)], lengths
+        return self._view.index_select(0, s), self.targets[s + (self.window - 1 + self.horizon)], lengths
 
     def all(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         return self.batch(torch.arange(len(self)))
