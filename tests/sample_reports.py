@@ -8,11 +8,13 @@ real run measures today; strings that could come from a user's data carry hostil
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
 import numpy as np
 
+from lstm_doctor.budget import BUDGETS
 from lstm_doctor.findings import Finding
 from lstm_doctor.rank import rank
 from lstm_doctor.report import Report
@@ -55,15 +57,17 @@ def full_report(hostile: str = XSS_SCRIPT) -> Report:
                          "safe_range": [1e-4, 1e-2], "user_lr": 1e-3},
             "gradients": {"steps": steps, "per_layer": per_layer, "clipped_fraction": None},
             "memory_length": {"lag": list(range(12)), "relative_grad": (0.5 ** np.arange(12)).tolist(),
-                              "memory_length": 6, "window": 12},
+                              "memory_length": 6, "window": 12, "relative_grad_init": (0.7 ** np.arange(12)).tolist(),
+                              "memory_length_init": 11, "reach": 0.01},
             "gates": {"steps": steps, "saturation": {"layer0.input": [0.2] * 20, "layer0.forget": [0.9] * 20},
                       "cell_norm": np.linspace(1, 4, 20).tolist()},
             "update_ratio": {"steps": steps, "per_layer": {"lstm.layer0": [1e-3] * 20, "head": [2e-3] * 20}},
             "data": {"feature_scale": {hostile: 340.2, "temp": 1.2, XSS_IMG: 0.5},
                      "acf": {"lags": list(range(60)), "values": np.cos(np.arange(60) * 2 * np.pi / 52).tolist(),
                              "period": 52, "window": 12}},
-            "small_batch": {"loss": np.exp(-np.arange(150) / 30).tolist()},
-            "signal": {"real": [0.31, 0.3, 0.33, 0.29, 0.32], "shuffled": [1.0, 0.98, 1.02, 1.01, 0.99], "p_value": 1e-4},
+            "small_batch": {"loss": [1.0] * 20, "sound_loss": np.exp(-np.arange(20) / 5).tolist(), "constant_loss": 0.98},
+            "signal": {"real": [0.31, 0.3, 0.33, 0.29, 0.32], "shuffled": [1.0, 0.98, 1.02, 1.01, 0.99], "p_value": 1e-4,
+                       "input_free": 1.0, "loss": "mse"},
         },
         treatments=[{"name": "scale-inputs", "for": ["D102", "T305"], "change_text": f"data.scale: standard ({hostile})",
                      "metric": {"name": "val_rmse", "before": {"mean": 3.1, "sd": 0.05}, "after": {"mean": 0.92, "sd": 0.04},
@@ -90,4 +94,7 @@ def examined_with_hostile_names() -> Report:
     frame[XSS_IMG] = frame[XSS_SCRIPT].shift(1).bfill()  # last year's count, as a second feature
     setup = lstm_doctor.setup_from(frame, data={"target": XSS_SCRIPT, "time": "year", "window": 11},
                                    model={"hidden": 8}, training={"epochs": 2, "batch_size": 16})
-    return lstm_doctor.examine(setup, budget="quick")
+    # Every probe runs (so every plot is there to render), each for a few steps only.
+    small = dataclasses.replace(BUDGETS["quick"], seconds=3.0, lr_range_steps=40, signal_fits=4, signal_steps=30,
+                                small_batch_steps=30)
+    return lstm_doctor.examine(setup, budget=small)

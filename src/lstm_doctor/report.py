@@ -194,12 +194,13 @@ def json_schema() -> dict[str, Any]:
             "lr_range": {**plot, "description": "{lr: [...], loss: [...], smoothed: [...], suggested_lr, safe_range: [lo, hi], user_lr}"},
             "gradients": {**plot, "description": "{steps: [...], per_layer: {layer: [norm per sampled step]}, clipped_fraction}"},
             "memory_length": {**plot, "description": "{lag: [0..T-1], relative_grad: [median |dL/dx_(T-k)| / |dL/dx_T|], "
-                                                     "memory_length, window}"},
+                                                     "memory_length, window; optional: relative_grad_init, "
+                                                     "memory_length_init, reach (the threshold)}"},
             "gates": {**plot, "description": "{steps: [...], saturation: {\"layer0.forget\": [...], ...}, cell_norm: [...]}"},
             "update_ratio": {**plot, "description": "{steps: [...], per_layer: {layer: [...]}}"},
             "data": {**plot, "description": "{feature_scale: {name: value}, acf: {lags, values, period, window}}"},
-            "small_batch": {**plot, "description": "{loss: [...]}"},
-            "signal": {**plot, "description": "{real: [...], shuffled: [...], p_value}"},
+            "small_batch": {**plot, "description": "{loss: [...]; optional: sound_loss: [...], constant_loss}"},
+            "signal": {**plot, "description": "{real: [...], shuffled: [...], p_value; optional: input_free, loss (its name)}"},
         },
     }
     return {

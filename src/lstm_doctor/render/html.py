@@ -50,14 +50,14 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto;max-width:100%}
 pre{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.6rem .75rem;overflow-x:auto;
 font-size:.82rem;line-height:1.45;white-space:pre-wrap;word-break:break-word}
-details{margin:.4rem 0}summary{cursor:pointer;color:var(--info)}
+details{margin:.3rem 0}summary{cursor:pointer;color:var(--info)}
 figure.plot{margin:1rem 0 1.5rem;min-width:0}
 figure.plot svg{width:100%;max-width:720px;height:auto;display:block}
 .plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,420px),1fr));column-gap:1.5rem}
 figcaption{color:var(--muted);font-size:.88rem}
 .absent{color:var(--muted);font-style:italic}
 ul.absent{padding-left:1.2rem}
-.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:1rem}
+.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,260px),1fr));column-gap:1rem}
 .changed{background:#fff3bf}
 footer{margin-top:2.5rem;color:var(--muted);font-size:.85rem}
 @media (max-width:600px){body{font-size:14px}h1{font-size:1.25rem}}
@@ -101,7 +101,8 @@ def _verdict(report: dict) -> str:
     findings = report.get("findings") or []
     top = findings[0] if findings else None
     kind = top["severity"] if top else ("healthy" if symptom == "healthy" else "")
-    parts = [f'<p class="symptom">Symptom: {e(symptom)}</p><p>{e(SYMPTOM_TEXT.get(symptom, ""))}.</p>']
+    meaning = SYMPTOM_TEXT.get(symptom, "")
+    parts = [f'<p class="symptom">Symptom: {e(symptom)}</p><p>{e(meaning[:1].upper() + meaning[1:])}.</p>']
     if top:
         parts.append(f'<p><strong>Most likely cause:</strong> <span class="code">{e(top["code"])} {e(top["name"])}</span> '
                      f'{_badge(top["severity"], top["severity"])} {e(top["summary"])}</p>')
@@ -126,15 +127,23 @@ def _verified(v: dict) -> str:
 
 
 def _finding(f: dict, page: str) -> str:
-    ev = evidence_items(f.get("evidence") or {})
-    evidence = _table(["evidence", "value"], [[k, v] for k, v in ev]) if ev else ""
-    fix = f"<p><strong>Fix</strong></p><pre>{e(f['fix'])}</pre>" if f.get("fix") else ""
+    """A finding in a few lines (summary, fix, verification); its evidence and page fold out.
+    The most likely cause shows its evidence unfolded."""
+    code = e(f["code"])
+    fix = f.get("fix") or ""
+    if "\n" in fix:
+        fix_html = f"<p><strong>Fix:</strong></p><pre>{e(fix)}</pre>"
+    else:
+        fix_html = f"<p><strong>Fix:</strong> {e(fix)}</p>" if fix else ""
     verified = _verified(f["verified"]) if isinstance(f.get("verified"), dict) else ""
-    return (f'<article class="finding" id="{e(f["code"])}-{e(f["rank"])}"><h3>{e(f["rank"])}. '
-            f'<span class="code">{e(f["code"])} {e(f["name"])}</span> {_badge(f["severity"], f["severity"])} '
+    ev = evidence_items(f.get("evidence") or {})
+    evidence = (f"<details{' open' if f.get('rank') == 1 else ''}><summary>Evidence ({len(ev)} measurements)</summary>"
+                + _table(["measurement", "value"], [[k, v] for k, v in ev]) + "</details>") if ev else ""
+    return (f'<article class="finding" id="{code}-{e(f["rank"])}"><h3>{e(f["rank"])}. '
+            f'<span class="code">{code} {e(f["name"])}</span> {_badge(f["severity"], f["severity"])} '
             f'<span class="muted">confidence {e(fmt(num(f.get("confidence"))))}</span></h3>'
-            f"<p>{e(f['summary'])}</p>{evidence}{fix}{verified}"
-            f"<details><summary>What {e(f['code'])} means, how it is measured, how to fix it</summary>"
+            f'<p>{e(f["summary"])}</p>{fix_html}{verified}{evidence}'
+            f"<details><summary>What {code} means, how it is measured, how to fix it</summary>"
             f"<pre>{e(page)}</pre></details></article>")
 
 
@@ -189,15 +198,19 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def _setups(report: dict) -> str:
     given, recommended = report.get("setup") or {}, report.get("recommended_setup")
-    given_html = f"<div><h3>As given</h3><pre>{e(_yaml(given))}</pre></div>" if given else ""
+    # One block per section of the setup file (data, model, training), side by side where room allows.
+    sections = [{k: v} for k, v in given.items() if isinstance(v, dict)]
+    rest = {k: v for k, v in given.items() if not isinstance(v, dict)}
+    blocks = "".join(f"<pre>{e(_yaml(block))}</pre>" for block in sections + ([rest] if rest else []))
+    html_given = f'<h3>As given</h3><div class="cols">{blocks}</div>' if given else ""
     if not isinstance(recommended, dict):
-        return (f'<div class="cols">{given_html}<div><h3>Recommended</h3><p class="absent">No recommended setup: '
-                "run with --treat to retrain with each fix and keep what measurably helps.</p></div></div>")
+        return (f'{html_given}<h3>Recommended</h3><p class="absent">No recommended setup: run with --treat to '
+                "retrain with each fix and keep what measurably helps.</p>")
     old, new = _flat(given), _flat(recommended)
     changes = [[k, old.get(k, ""), v] for k, v in new.items() if old.get(k) != v]
     changed = _table(["setting", "as given", "recommended"], changes) if changes else "<p>No change.</p>"
-    return (f'<div class="cols">{given_html}<div><h3>Recommended</h3>{changed}'
-            f"<details><summary>The whole recommended setup</summary><pre>{e(_yaml(recommended))}</pre></details></div></div>")
+    return (f"{html_given}<h3>Recommended</h3>{changed}"
+            f"<details><summary>The whole recommended setup</summary><pre>{e(_yaml(recommended))}</pre></details>")
 
 
 def _others(report: dict) -> str:

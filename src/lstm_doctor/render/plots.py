@@ -55,8 +55,9 @@ def finite(values: list[float]) -> list[float]:
 
 
 def literal(text: Any) -> str:
-    r"""``text`` as matplotlib shows it literally: a ``$`` would start mathtext, ``\$`` is a dollar sign."""
-    return str(text).replace("\\", "\\\\").replace("$", r"\$")
+    r"""``text`` as matplotlib shows it literally: with every ``$`` written ``\$``, no mathtext starts
+    and matplotlib turns each ``\$`` back into ``$`` (other backslashes stay as they are)."""
+    return str(text).replace("$", r"\$")
 
 
 def log_scale_fits(values: list[float], spread: float = 30.0) -> bool:
@@ -188,9 +189,12 @@ def draw_memory_length(fig: Figure, probes: dict, baselines: dict) -> bool:
         return False
     lag = lag if len(lag) == len(rel) else list(range(len(rel)))
     ax = fig.subplots()
-    ax.plot(lag, rel, color=COLORS[0], marker="." if len(rel) < 60 else None, lw=1.6,
-            label="gradient reaching the input k steps back")
-    if all(v > 0 for v in finite(rel)):
+    marker = "." if len(rel) < 60 else None
+    ax.plot(lag, rel, color=COLORS[0], marker=marker, lw=1.6, label="after the probe's training")
+    init = nums(data.get("relative_grad_init"))
+    if len(init) == len(rel) and finite(init):
+        ax.plot(lag, init, color=COLORS[0], marker=marker, lw=1.0, ls="--", alpha=0.7, label="at initialization")
+    if all(v > 0 for v in finite(rel + init)):
         ax.set_yscale("log")
     memory = num(data.get("memory_length"))
     if math.isfinite(memory):
@@ -198,9 +202,9 @@ def draw_memory_length(fig: Figure, probes: dict, baselines: dict) -> bool:
     window = num(data.get("window"))
     if math.isfinite(window):
         ax.axvline(window - 1, color=COLORS[6], lw=1.2, ls="--", label=f"window {window:.0f} steps")
-    threshold = num(data.get("threshold"))
-    if math.isfinite(threshold) and threshold > 0:
-        ax.axhline(threshold, color=COLORS[6], lw=0.8, ls=":", label=f"threshold {threshold:.2g}")
+    reach = num(data.get("reach"))
+    if math.isfinite(reach) and reach > 0:
+        ax.axhline(reach, color=COLORS[6], lw=0.8, ls=":", label=f"reach threshold {reach:.2g}")
     ax.set_xlabel("steps back from the last input (k)")
     ax.set_ylabel("|dL/dx(T-k)| / |dL/dx(T)|")
     legend(ax)
@@ -246,13 +250,15 @@ def draw_feature_scale(fig: Figure, probes: dict, baselines: dict) -> bool:
     items.sort(key=lambda kv: -abs(kv[1]))
     hidden = len(items) - MAX_BARS
     items = items[:MAX_BARS][::-1]  # largest at the top
-    fig.set_size_inches(SIZE[0], max(2.0, 0.8 + 0.24 * len(items)))
+    fig.set_size_inches(SIZE[0], max(1.8, 1.0 + 0.24 * len(items)))
     ax = fig.subplots()
     names = [literal(k if len(k) <= 28 else k[:27] + "…") for k, _ in items]
     values = [abs(v) for _, v in items]
-    ax.barh(range(len(items)), values, color=COLORS[0])
+    ax.barh(range(len(items)), values, height=0.6, color=COLORS[0])
     ax.set_yticks(range(len(items)), names)
-    if all(v > 0 for v in values) and max(values) / min(values) > 10:
+    ax.set_ylim(-0.6, len(items) - 0.4)
+    # Log scale when the features, or a feature and unit scale, lie decades apart.
+    if all(v > 0 for v in values) and max(values + [1.0]) / min(values + [1.0]) > 10:
         ax.set_xscale("log")
     ax.axvline(1.0, color=COLORS[6], lw=0.8, ls=":")
     ax.set_xlabel("scale as fed (1 = unit scale)")
@@ -270,8 +276,12 @@ def draw_acf(fig: Figure, probes: dict, baselines: dict) -> bool:
     lags = nums(acf.get("lags"))
     lags = lags if len(lags) == len(values) else list(range(len(values)))
     ax = fig.subplots()
-    ax.vlines(lags, 0, values, color=COLORS[0], lw=1.2)
-    ax.plot(lags, values, "o", color=COLORS[0], ms=2.5)
+    if len(values) <= 80:
+        ax.vlines(lags, 0, values, color=COLORS[0], lw=1.2)
+        ax.plot(lags, values, "o", color=COLORS[0], ms=2.5)
+    else:  # stems would merge into a block
+        ax.plot(lags, values, color=COLORS[0], lw=1.2)
+        ax.fill_between(lags, 0, values, color=COLORS[0], alpha=0.2, lw=0)
     ax.axhline(0, color=COLORS[6], lw=0.6)
     window = num(acf.get("window"))
     if math.isfinite(window):
@@ -286,15 +296,23 @@ def draw_acf(fig: Figure, probes: dict, baselines: dict) -> bool:
 
 
 def draw_small_batch(fig: Figure, probes: dict, baselines: dict) -> bool:
-    loss = nums((probes.get("small_batch") or {}).get("loss"))
-    if not finite(loss):
+    data = probes.get("small_batch") or {}
+    loss, sound = nums(data.get("loss")), nums(data.get("sound_loss"))
+    if not finite(loss + sound):
         return False
     ax = fig.subplots()
-    ax.plot(range(1, len(loss) + 1), loss, color=COLORS[0], lw=1.6)
-    if log_scale_fits(loss, spread=10.0):
+    for i, (values, label) in enumerate(((loss, "your settings"), (sound, "a sound recipe"))):
+        if finite(values):
+            ax.plot(range(1, len(values) + 1), values, color=COLORS[i], lw=1.6, label=label,
+                    marker="o" if len(values) < 30 else None, ms=3)
+    constant = num(data.get("constant_loss"))
+    if math.isfinite(constant):
+        ax.axhline(constant, color=COLORS[6], lw=1.0, ls="--", label=f"best constant ({constant:.3g})")
+    if log_scale_fits(loss + sound + [constant], spread=10.0):
         ax.set_yscale("log")
-    ax.set_xlabel("step on the same small batch")
-    ax.set_ylabel("training loss")
+    ax.set_xlabel("pass over the same small batch")
+    ax.set_ylabel("loss on the small batch")
+    legend(ax)
     return True
 
 
@@ -308,9 +326,14 @@ def draw_signal(fig: Figure, probes: dict, baselines: dict) -> bool:
         # Spread the points evenly across the column so equal values stay visible.
         offsets = [(j - (len(values) - 1) / 2) * 0.25 / max(len(values), 1) for j in range(len(values))]
         ax.plot([i + o for o in offsets], values, "o", color=COLORS[i], ms=6, alpha=0.8)
+    free = num(data.get("input_free"))
+    if math.isfinite(free):
+        ax.axhline(free, color=COLORS[6], lw=1.0, ls="--", label=f"input-free baseline ({free:.3g})")
+        legend(ax)
     ax.set_xticks([0, 1], [g for g, _ in groups])
     ax.set_xlim(-0.6, 1.6)
-    ax.set_ylabel("validation loss of each fit")
+    loss = data.get("loss")
+    ax.set_ylabel(literal(f"validation {loss if isinstance(loss, str) else 'loss'} of each fit"))
     p = num(data.get("p_value"))
     if math.isfinite(p):
         ax.set_title(f"one-sided test, real beats shuffled: p = {p:.3g}", loc="left")
@@ -369,8 +392,8 @@ PLOTS: list[tuple[str, str, str, str, Draw]] = [
      "Norm of each layer's gradient over the sampled training steps. Spikes mean exploding gradients; "
      "values near zero mean the layer gets no learning signal.", draw_gradients),
     ("memory_length", "memory_length", "Gradient against time step (memory length)",
-     "How much of the loss's gradient reaches the input k steps before the last one. Where it falls below the "
-     "threshold, the model stops learning from older inputs.", draw_memory_length),
+     "How much of the loss's gradient reaches the input k steps before the last one, relative to the last step. "
+     "Where it falls below the threshold, the model stops learning from older inputs.", draw_memory_length),
     ("gates", "gates", "Gate saturation",
      "Share of gate activations pinned near 0 or 1 (sigmoid) or near ±1 (tanh), and the cell state's norm. "
      "Saturated gates pass almost no gradient.", draw_gates),
@@ -384,8 +407,9 @@ PLOTS: list[tuple[str, str, str, str, Draw]] = [
      "How strongly the target repeats itself after a lag. A window shorter than the dominant period hides the "
      "cycle from the model.", draw_acf),
     ("small_batch", "small_batch", "Fitting one small batch",
-     "Training loss on the same small batch again and again. A working model and pipeline drive it towards zero.",
-     draw_small_batch),
+     "Loss on a handful of training windows, trained on them again and again, at your settings and with a sound "
+     "recipe. A model that uses its input goes below the best constant at once; a working pipeline drives it "
+     "towards zero.", draw_small_batch),
     ("signal", "signal", "Signal against shuffled targets",
      "Validation loss of small repaired models fitted on the real targets and on targets shuffled across samples. "
      "If real does not beat shuffled, the inputs carry no usable signal.", draw_signal),
