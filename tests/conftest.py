@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# One thread: the tests' models are tiny, and on a busy 2-core machine two threads spin-wait on
+# each other (measured: test_training + test_models 66 s / 26 s CPU with two, 16 s / 10 s CPU with one).
+torch.set_num_threads(1)
 
 # Every report that lstm_doctor.examine returns in this run must match the report's JSON schema.
 from report_schema_guard import reports_match_schema  # noqa: E402,F401
