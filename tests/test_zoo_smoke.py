@@ -13,7 +13,7 @@ from lstm_doctor.catalog import CODES
 from lstm_doctor.report import Report
 
 from bench.zoo import faults as f
-from bench.zoo.datasets import DATASETS, HEALTHY, PERIOD, healthy
+from bench.zoo.datasets import DATASETS, HEALTHY, PERIOD, SPLIT_PARITY, healthy
 from bench.zoo.metrics import summarize
 from bench.zoo.results_page import BEGIN, END, write_section
 from bench.zoo.runner import baseline_losses, beats_baselines, full_training, run_one, score
@@ -71,6 +71,10 @@ def test_split_is_fixed_by_seed_and_dataset_and_balanced():
         if not s.is_healthy:
             cells[(s.family, s.dataset, s.severity)].add(s.split)
     assert all(v == set(SPLITS) for v in cells.values())  # two seeds: one case in each split
+
+
+def test_every_dataset_has_a_fixed_split_parity():
+    assert set(SPLIT_PARITY) == set(DATASETS) and set(SPLIT_PARITY.values()) == {0, 1}
 
 
 def test_select_filters_by_split_code_and_limit():

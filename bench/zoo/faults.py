@@ -78,6 +78,16 @@ def _map_inputs(case: Case, fn: Callable[[np.ndarray], np.ndarray], change: str)
     return case.with_(change, source=arrays)
 
 
+def _same_steps(case: Case, before: int) -> Case:
+    """More epochs for fewer training samples: the setup keeps the number of
+    optimizer steps it had with ``before`` samples, so a smaller dataset does not
+    also become a too-few-steps fault (T311/T312)."""
+    batch, epochs = int(case.training["batch_size"]), int(case.training["epochs"])
+    steps = -(-before // batch) * epochs
+    now = -(-len(case.source["y"]) // batch)
+    return case.with_("epochs for the same steps", training={"epochs": -(-steps // now)})
+
+
 def _per_sample(case: Case, fn: Callable[[dict[str, np.ndarray], str], None], change: str) -> Case:
     """Apply ``fn(arrays, suffix)`` to the training ("") and validation ("_val") parts."""
     arrays = case.arrays()
@@ -222,7 +232,7 @@ def imbalance(case: Case, majority: float, rng: np.random.Generator) -> Case:
         for key in ("X", "y", "lengths"):
             if key + s in arrays:
                 arrays[key + s] = arrays[key + s][keep]
-    return _per_sample(case, subsample, f"majority class {majority:.0%}")
+    return _same_steps(_per_sample(case, subsample, f"majority class {majority:.0%}"), len(case.source["y"]))
 
 
 def front_padding(case: Case, times: float, rng: np.random.Generator) -> Case:
@@ -295,7 +305,8 @@ def few_samples(case: Case, level: tuple[int, int], rng: np.random.Generator) ->
     for key in ("X", "y", "lengths"):
         if key in arrays:
             arrays[key] = arrays[key][keep]
-    return case.with_(f"{n} training samples, hidden {hidden}", source=arrays, model={"hidden": hidden})
+    smaller = case.with_(f"{n} training samples, hidden {hidden}", source=arrays, model={"hidden": hidden})
+    return _same_steps(smaller, len(case.source["y"]))
 
 
 # ------------------------------------------------------------------ model faults (M2xx)
