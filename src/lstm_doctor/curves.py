@@ -73,7 +73,7 @@ def relative_drop(train: list[float]) -> float:
 
 def overfit_rise(val: list[float], val_steps: list[int], train: list[float]) -> tuple[float, int, bool] | None:
     """How the validation loss ends against its lowest point: (end level over lowest level,
-    index of the lowest, whether the training loss fell since then).
+    index of the lowest, whether the training loss fell by 5% or more since then).
 
     The lowest level is the minimum of a rolling median over a fifth of the curve
     (a single lucky evaluation does not count); the end level the median of the
@@ -87,13 +87,17 @@ def overfit_rise(val: list[float], val_steps: list[int], train: list[float]) -> 
     if best >= len(val) - 3 or smoothed[best] <= 0:
         return None
     rise = tail_level(val, 0.2) / float(smoothed[best])
-    improved = bool(train) and tail_level(train) < tail_level(train[: max(3, val_steps[best])])
+    improved = bool(train) and tail_level(train) < 0.95 * tail_level(train[: max(3, val_steps[best])])
     return rise, best, improved
 
 
-def still_improving(val: list[float]) -> float | None:
-    """Relative fall of the validation loss from the third quarter of the curve to the last (None under 8 points)."""
+def late_share(val: list[float]) -> float | None:
+    """Share of the validation loss's whole fall made in the last quarter of the curve: from the
+    third quarter's median to the last's, over the first point down to the last quarter's median.
+    None under 8 points or without a fall. An exponential approach that has run three time
+    constants makes about 10% of its fall in its last quarter, a straight line 25%."""
     if len(val) < 8:
         return None
     q = quarter_medians(val)
-    return (q[2] - q[3]) / q[2] if q[2] > 0 else None
+    total = val[0] - q[3]
+    return (q[2] - q[3]) / total if total > 0 else None

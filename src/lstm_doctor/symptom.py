@@ -24,7 +24,9 @@ that the training-dynamics rules judge by the same measure:
   60 windows swing 4-13% between epochs of a healthy run).
 - ``learning-slowly``: the loss falls, but the run had to be extrapolated to
   get below the baseline, or the learning-rate range test found rates at least
-  10x the user's that train stably while the loss is still falling at the end.
+  10x the user's that train stably while the loss is still falling at the end
+  (the last quarter of the run made 10% or more of the whole fall: an
+  exponential approach that has not yet run three time constants).
   A capped run of a healthy setup is never called slow on its length alone.
 """
 
@@ -32,13 +34,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_doctor.curves import finite, jumpiness, overfit_rise, quarter_medians, spike_count, still_improving, train_rise
+from lstm_doctor.curves import finite, jumpiness, late_share, overfit_rise, quarter_medians, spike_count, train_rise
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.rules.progress import input_free_loss
 
 NEAR_BASELINE = 0.95
 OVERFIT_RISE = 1.2
 SLOW_LR_RATIO = 10.0
+STILL_FALLING = 0.1  # share of the fall made in the last quarter: under ~3 time constants of an exponential approach
 
 
 def val_curve(ev: Evidence) -> tuple[list[float], list[int]]:
@@ -107,8 +110,13 @@ def learning_slowly(ev: Evidence) -> bool:
         projected = projected_loss(ev)
         return projected is not None and projected < NEAR_BASELINE * base
     user, suggested = ev.get("user_lr"), ev.get("lr_suggested")
-    falling = still_improving(val)
-    return bool(user and suggested and suggested >= SLOW_LR_RATIO * user and falling is not None and falling > 0.05)
+    return bool(user and suggested and suggested >= SLOW_LR_RATIO * user and still_falling(ev))
+
+
+def still_falling(ev: Evidence) -> bool:
+    """The validation loss made 10% or more of its whole fall in the last quarter of the run."""
+    share = late_share(val_curve(ev)[0])
+    return share is not None and share >= STILL_FALLING
 
 
 def judge_symptom(ev: Evidence) -> str:

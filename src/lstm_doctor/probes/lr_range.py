@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from lstm_doctor.budget import Workload
 from lstm_doctor.curves import rolling_median
 from lstm_doctor.probes.context import ProbeContext
 from lstm_doctor.setups import Setup
@@ -41,6 +42,7 @@ LR_START, LR_END = 1e-7, 10.0
 DIVERGE_FACTOR = 4.0  # fastai's lr_find stops at 4x the best smoothed loss
 MIN_DROP = 0.05  # a fall of under 5% of the starting loss is no valley: nothing to suggest
 WARMUP = 5  # steps before a divergence stop may trigger
+SHARE = 0.1  # share of the budget's seconds for the sweeps
 NOISE_MARGIN = 4.0  # a valley must be deeper than 4 standard errors of the smoothed curve
 
 
@@ -143,29 +145,36 @@ def _geomedian(values: list[float]) -> float:
     return float(np.exp(np.median(np.log(values))))
 
 
+def combine(valleys: list[Valley]) -> Valley:
+    """The seeds' sweeps as one: medians (geometric for rates); a rate only when most seeds found one."""
+    found = [v for v in valleys if v.suggested is not None]
+    stops = [v.stop_lr for v in valleys if v.stop_lr is not None]
+    combined = Valley(start_loss=float(np.median([v.start_loss for v in valleys])),
+                      min_loss=float(np.median([v.min_loss for v in valleys])),
+                      stop_lr=_geomedian(stops) if 2 * len(stops) > len(valleys) else None)
+    if 2 * len(found) > len(valleys):
+        combined.suggested = _geomedian([v.suggested for v in found])
+        combined.safe = (_geomedian([v.safe[0] for v in found]), _geomedian([v.safe[1] for v in found]))
+    return combined
+
+
 def lr_range(ctx: ProbeContext) -> None:
     setup, ev = ctx.setup, ctx.evidence
-    steps = ctx.budget.lr_range_steps
+    steps = ctx.budget.affordable_steps(Workload.of(setup), ctx.budget.lr_range_steps, SHARE / ctx.budget.seeds)
     runs = [sweep(setup, steps, setup.seed + k, ctx.deadline) for k in range(ctx.budget.seeds)]
-    valleys = [v for _, _, v in runs]
-    found = [v for v in valleys if v.suggested is not None]
-    # A majority of the seeds must show a valley, else the sweep found no rate that works.
-    suggested = _geomedian([v.suggested for v in found]) if 2 * len(found) > len(valleys) else None
-    safe = [_geomedian([v.safe[0] for v in found]), _geomedian([v.safe[1] for v in found])] if suggested else None
-    start = float(np.median([v.start_loss for v in valleys]))
-    lowest = float(np.median([v.min_loss for v in valleys]))
-    stops = [v.stop_lr for v in valleys if v.stop_lr is not None]
+    found = combine([v for _, _, v in runs])
     lr = user_lr(setup)
+    safe = list(found.safe) if found.safe else None
     ev.update(
         user_lr=lr,
-        lr_suggested=suggested,
+        lr_suggested=found.suggested,
         lr_safe_range=safe,
-        lr_range_start_loss=start,
-        lr_range_min_loss=lowest,
-        lr_range_drop=(start - lowest) / abs(start) if start else None,
-        lr_range_stop_lr=_geomedian(stops) if 2 * len(stops) > len(valleys) else None,
+        lr_range_start_loss=found.start_loss,
+        lr_range_min_loss=found.min_loss,
+        lr_range_drop=(found.start_loss - found.min_loss) / abs(found.start_loss) if found.start_loss else None,
+        lr_range_stop_lr=found.stop_lr,
         lr_range_steps=steps,
     )
     lrs, losses, _ = runs[0]
     ctx.plots["lr_range"] = {"lr": lrs.tolist(), "loss": losses, "smoothed": smooth(losses, steps).tolist(),
-                             "suggested_lr": suggested, "safe_range": safe, "user_lr": lr}
+                             "suggested_lr": found.suggested, "safe_range": safe, "user_lr": lr}
