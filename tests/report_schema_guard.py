@@ -1,9 +1,9 @@
-"""A test-suite guard: every Report that ``lstm_doctor.examine`` returns during the run must be
-strict JSON that validates against the shipped schema (schema/report.v1.json), the contract
-that users' scripts and CI gates rely on.
+"""A test-suite guard: every Report that ``lstm_doctor.examine`` (and the user's-loop judge
+behind ``watch``) returns during the run must be strict JSON that validates against the
+shipped schema (schema/report.v1.json), the contract that users' scripts and CI gates rely on.
 
-conftest.py imports this module, which wraps ``examine`` before any test module binds it;
-the autouse fixture then checks the reports each test produced and fails that test.
+conftest.py imports this module, which wraps those functions before any test module binds
+them; the autouse fixture then checks the reports each test produced and fails that test.
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ def _recording(examine):
     return recorded
 
 
-def _wrap_examine() -> None:
-    """Replace ``examine`` wherever lstm_doctor's modules have bound it already."""
-    original = sys.modules["lstm_doctor.examine"].examine
+def _wrap(module_name: str, function: str) -> None:
+    """Replace ``function`` wherever lstm_doctor's modules have bound it already."""
+    original = getattr(sys.modules[module_name], function)
     wrapped = _recording(original)
     for name, module in list(sys.modules.items()):
-        if (name == "lstm_doctor" or name.startswith("lstm_doctor.")) and getattr(module, "examine", None) is original:
-            setattr(module, "examine", wrapped)
+        if (name == "lstm_doctor" or name.startswith("lstm_doctor.")) and getattr(module, function, None) is original:
+            setattr(module, function, wrapped)
 
 
-_wrap_examine()
+_wrap("lstm_doctor.examine", "examine")
+if hasattr(sys.modules.get("lstm_doctor.watch"), "judge_loop"):
+    _wrap("lstm_doctor.watch", "judge_loop")
 
 
 @pytest.fixture(autouse=True)
@@ -55,4 +57,4 @@ def reports_match_schema():
             validate_report(data)
         except jsonschema.ValidationError as err:
             where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-            pytest.fail(f"a report from lstm_doctor.examine breaks the report schema at {where}: {err.message[:500]}")
+            pytest.fail(f"a report from lstm-doctor breaks the report schema at {where}: {err.message[:500]}")

@@ -125,6 +125,7 @@ def test_unranked_findings_break_the_contract():
 
 
 def test_the_guard_checks_every_report_examine_returns():
-    """tests/report_schema_guard.py wraps examine wherever lstm_doctor bound it."""
+    """tests/report_schema_guard.py wraps examine (and watch's judge) wherever lstm_doctor bound them."""
     for module in (lstm_doctor, sys.modules["lstm_doctor.examine"]):
         assert hasattr(module.examine, "__wrapped__"), module.__name__
+    assert hasattr(sys.modules["lstm_doctor.watch"].judge_loop, "__wrapped__")

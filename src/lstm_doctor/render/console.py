@@ -7,8 +7,6 @@ when the output is a pipe or a file (CI logs).
 
 from __future__ import annotations
 
-import math
-from typing import Any
 
 from rich.box import SIMPLE_HEAD, Box
 from rich.console import Console, Group
@@ -16,7 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from lstm_doctor.render.wording import SYMPTOM_TEXT, evidence_items, fmt
+from lstm_doctor.render.wording import SYMPTOM_TEXT, evidence_items, fmt, loss_rows, metric_names, num
 from lstm_doctor.report import Report
 
 STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -24,10 +22,6 @@ EVIDENCE_SHOWN = 4  # key numbers per finding; the JSON and HTML reports hold al
 WIDTH = 100         # at most; narrower terminals wrap
 # SIMPLE_HEAD drawn in ASCII, for logs that may not be read as UTF-8.
 ASCII_HEAD = Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
-
-
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def verdict(report: Report) -> Group:
@@ -49,30 +43,22 @@ def verdict(report: Report) -> Group:
 
 def loss_table(report: Report, rule: Box) -> Table | None:
     """The model's validation loss (first and best) beside the baselines'."""
-    val = [v for v in report.probes.get("loss_curve", {}).get("val", []) if isinstance(v, dict)]
-    rows: list[tuple[str, dict]] = []
-    if val:
-        rows.append(("your model, first", val[0]))
-        finite = [v for v in val if math.isfinite(_num(v.get("loss")))]
-        if finite:
-            best = min(finite, key=lambda v: _num(v.get("loss")))
-            rows.append((f"your model, best (step {best.get('step')})", best))
-    rows += [(f"{name} baseline", scores) for name, scores in report.baselines.items() if isinstance(scores, dict)]
+    rows = loss_rows(report.probes, report.baselines)
     if not rows:
         return None
-    metrics = ["loss"] + sorted({k for _, r in rows for k in r if k not in ("loss", "epoch", "step")})[:3]
+    metrics = metric_names(rows)[:4]  # what fits 80 columns
     table = Table(title="Validation", title_justify="left", title_style="bold", box=rule, pad_edge=False)
     table.add_column("")
     for m in metrics:
         table.add_column(m, justify="right")
     for label, r in rows:
-        table.add_row(Text(label), *(fmt(_num(r.get(m))) if m in r else "-" for m in metrics))
+        table.add_row(Text(label), *(fmt(num(r.get(m))) if m in r else "-" for m in metrics))
     return table
 
 
 def probe_length(report: Report) -> Text | None:
     """How much of the user's planned training the instrumented run covered."""
-    curve = report.probes.get("loss_curve", {})
+    curve = report.probes.get("loss_curve") or {}
     if not curve.get("steps_planned") or not curve.get("val"):
         return None
     return Text(f"The probe ran {len(curve.get('train_steps', []))} of the {curve['steps_planned']} steps your "
@@ -99,8 +85,8 @@ def findings_table(report: Report, rule: Box) -> Table:
             v = f.verified
             before, after = v.get("before", {}), v.get("after", {})
             body.append(Text(f"verified by retraining ({v.get('treatment')}): {v.get('metric')} "
-                             f"{fmt(_num(before.get('mean')))} -> {fmt(_num(after.get('mean')))}, "
-                             f"p = {fmt(_num(v.get('p_value')))}: {'improved' if v.get('improved') else 'no improvement'}",
+                             f"{fmt(num(before.get('mean')))} -> {fmt(num(after.get('mean')))}, "
+                             f"p = {fmt(num(v.get('p_value')))}: {'improved' if v.get('improved') else 'no improvement'}",
                              style="green" if v.get("improved") else "dim"))
         gap = [Text("")] if f is not report.findings[-1] else []
         table.add_row(str(f.rank), Group(*body, *gap))
@@ -120,8 +106,8 @@ def treatments_table(report: Report, rule: Box) -> Table | None:
         m = t.get("metric", {})
         # Text, not str: rich would read brackets in a str as markup.
         table.add_row(Text(str(t.get("name"))), ", ".join(t.get("for", [])), Text(str(m.get("name", ""))),
-                      fmt(_num(m.get("before", {}).get("mean"))), fmt(_num(m.get("after", {}).get("mean"))),
-                      fmt(_num(m.get("p_value"))),
+                      fmt(num(m.get("before", {}).get("mean"))), fmt(num(m.get("after", {}).get("mean"))),
+                      fmt(num(m.get("p_value"))),
                       Text("yes", style="green") if t.get("verified") else Text("no", style="dim"))
     return table
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from lstm_doctor.render.plots import PLOTS, draw_treatment, num, svg_of
-from lstm_doctor.render.wording import SYMPTOM_TEXT, evidence_items, fmt
+from lstm_doctor.catalog import CODES
+from lstm_doctor.render.plots import PLOTS, draw_treatment, svg_of
+from lstm_doctor.render.wording import SYMPTOM_TEXT, evidence_items, fmt, loss_rows, metric_names, num
 from lstm_doctor.report import Report
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -148,19 +149,9 @@ def _finding(f: dict, page: str) -> str:
 
 
 def _loss_table(report: dict) -> str:
-    val = [v for v in ((report.get("probes") or {}).get("loss_curve") or {}).get("val") or [] if isinstance(v, dict)]
-    rows: list[tuple[str, dict]] = []
-    if val:
-        finite = [v for v in val if math.isfinite(num(v.get("loss")))]
-        rows.append(("your model, first validation", val[0]))
-        if finite:
-            rows.append(("your model, best validation", min(finite, key=lambda v: num(v.get("loss")))))
-    rows += [(f"{name} baseline", scores) for name, scores in (report.get("baselines") or {}).items()
-             if isinstance(scores, dict)]
-    if not rows:
-        return ""
-    metrics = ["loss"] + sorted({k for _, r in rows for k in r if k not in ("loss", "epoch", "step")})
-    return _table(["validation"] + metrics, [[label] + [num(r.get(m)) for m in metrics] for label, r in rows])
+    rows = loss_rows(report.get("probes") or {}, report.get("baselines") or {})
+    metrics = metric_names(rows)
+    return _table(["validation"] + metrics, [[label] + [num(r.get(m)) for m in metrics] for label, r in rows]) if rows else ""
 
 
 def _treatments(report: dict) -> str:
@@ -243,7 +234,8 @@ def render_html(report: Report | dict[str, Any]) -> str:
         + (f" · examined in {timing:.1f} s" if math.isfinite(timing) else "") + "</p></header>",
         _verdict(data),
         f"<h2>Findings ({len(findings)})</h2>",
-        "".join(_finding(f, page(f["code"])) for f in findings) or "<p>No findings.</p>",
+        # A report from a newer version may hold a code this one has no page for.
+        "".join(_finding(f, page(f["code"]) if f["code"] in CODES else "") for f in findings) or "<p>No findings.</p>",
         "<h2>Training at your settings</h2>", _loss_table(data), _plots(plots[:1]),
         "<h2>Measurements</h2>", _plots(plots[1:]), _others(data),
         "<h2>Treatments</h2>", _treatments(data),

@@ -23,6 +23,8 @@ matplotlib.use("Agg")  # no display needed, and never open a window
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from lstm_doctor.render.wording import num  # noqa: E402
+
 # A palette readable by colour-blind readers (Okabe-Ito).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 RC = {"svg.fonttype": "none", "font.size": 10, "axes.titlesize": 10, "axes.spines.top": False,
@@ -30,17 +32,6 @@ RC = {"svg.fonttype": "none", "font.size": 10, "axes.titlesize": 10, "axes.spine
 SIZE = (4.8, 3.0)  # inches: about 1:1 in a laptop's two-column grid; text still legible on a phone
 MAX_SERIES = 12    # lines per plot before a legend stops being readable
 MAX_BARS = 25
-
-
-def num(value: Any) -> float:
-    """A report number as a float: JSON's "NaN"/"Infinity" strings and None become non-finite floats."""
-    if isinstance(value, bool) or value is None:
-        return math.nan
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(value, math.nan)
-    return math.nan
 
 
 def nums(values: Any) -> list[float]:

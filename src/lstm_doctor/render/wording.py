@@ -17,6 +17,35 @@ SYMPTOM_TEXT = {
 LIST_SHOWN = 6  # list items shown before "... (n values)"
 
 
+def num(value: Any) -> float:
+    """A report number as a float: JSON's "NaN"/"Infinity" strings and None become non-finite floats."""
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(value, math.nan)
+    return math.nan
+
+
+def loss_rows(probes: dict[str, Any], baselines: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, validation scores) for the model's first and best validation, then each baseline."""
+    val = [v for v in (probes.get("loss_curve") or {}).get("val") or [] if isinstance(v, dict)]
+    rows: list[tuple[str, dict[str, Any]]] = []
+    if val:
+        rows.append(("your model, first", val[0]))
+        finite = [v for v in val if math.isfinite(num(v.get("loss")))]
+        if finite:
+            best = min(finite, key=lambda v: num(v.get("loss")))
+            rows.append((f"your model, best (step {best.get('step')})", best))
+    return rows + [(f"{name} baseline", scores) for name, scores in (baselines or {}).items() if isinstance(scores, dict)]
+
+
+def metric_names(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The loss, then every other metric the rows hold."""
+    return ["loss"] + sorted({k for _, r in rows for k in r if k not in ("loss", "epoch", "step")})
+
+
 def fmt(value: Any) -> str:
     """A value as a person reads it: 4 significant digits, NaN/Inf spelled out, short lists inline."""
     if value is None:
