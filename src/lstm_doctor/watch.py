@@ -225,6 +225,11 @@ class Watch:
         self.zero_grad_calls = 0
         self.lrs: list[float] = []
         self.accumulated: list[bool] = []
+        # Total gradient norm of every step: the gradient monitor measures it on
+        # sampled steps only here, and this dense series replaces its own at the end.
+        self.totals: list[float] = []
+        self._norms: list[torch.Tensor] = []
+        self._params: list[nn.Parameter] = []
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
         self._check: _AccumulationCheck | None = None
@@ -383,6 +388,7 @@ class Watch:
         if probe is not None and self._time_axis == 1 and any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
             self.instruments.append(GateMonitor(self.ctx))
         self.state = TrainState(self.model, self.optimizer, None, self.ctx.setup.data)
+        self._params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
         self._run("on_train_begin")
 
     def _run(self, hook: str) -> None:
@@ -404,7 +410,22 @@ class Watch:
             self._check = None
             if verdict is not None:
                 self.accumulated.append(verdict)
-        self._run("after_backward")
+        self._total_norm()
+        if sampled(self.state.step, self.every):
+            self._run("after_backward")
+
+    def _total_norm(self) -> None:
+        """This step's total gradient norm, kept as a tensor: no host sync at every step (converted on sampled steps)."""
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if not grads:
+            self._norms.append(torch.tensor(0.0))
+        elif len({g.device for g in grads}) == 1:
+            self._norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+        else:
+            self._norms.append(torch.nn.utils.get_total_norm(grads))
+        if sampled(self.state.step, self.every):
+            self.totals += torch.stack([n.float().cpu() for n in self._norms]).tolist()
+            self._norms.clear()
 
     def after_step(self) -> None:
         """The optimizer has updated the weights (an optimizer step post-hook)."""
@@ -412,7 +433,8 @@ class Watch:
             return
         self.state.step += 1
         self.lrs.append(float(self.optimizer.param_groups[0]["lr"]))
-        self._run("after_step")
+        if sampled(self.state.step - 1, self.every) or sampled(self.state.step, self.every):
+            self._run("after_step")  # an update to compare, or gates to measure: nothing to do in between
         if sampled(self.state.step, self.every):
             self._arm_capture()
             watched = _check_parameter(self.optimizer)
@@ -426,6 +448,9 @@ class Watch:
             return
         self._finished = True
         if self.state is not None:
+            if self._norms:
+                self.totals += torch.stack([n.float().cpu() for n in self._norms]).tolist()
+            self.instruments[0].totals = self.totals  # the gradient monitor judges spikes on every step's norm
             self._run("on_train_end")
         else:  # no optimizer step was seen
             self.ctx = ProbeContext(LoopSetup(None), get_budget("quick"), evidence=self.evidence, plots=self.plots)
