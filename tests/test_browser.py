@@ -129,7 +129,7 @@ def test_every_plot_of_a_full_report_on_a_laptop_and_a_phone(browser, tmp_path):
 
 @pytest.mark.skipif(not os.environ.get("LSTM_DOCTOR_SCREENSHOT"), reason="refreshes docs/report.png on request only")
 def test_the_demo_report_and_its_screenshot(browser, tmp_path, monkeypatch):
-    """Runs `lstm-doctor demo`, opens its report.html, checks it and saves the screenshot."""
+    """Runs `lstm-doctor demo`, opens its report.html, checks it and saves the screenshots."""
     import json
 
     from typer.testing import CliRunner
@@ -147,5 +147,9 @@ def test_the_demo_report_and_its_screenshot(browser, tmp_path, monkeypatch):
     plots = opened.plots()
     assert set(plots) == _expected_plots(probes)
     _assert_drawn(plots)
-    opened.page.screenshot(path=str(target), clip={"x": 0, "y": 0, "width": 1100, "height": 1500})
+    # Two pictures for the README: the verdict with the top findings, and the first measurements.
+    opened.page.screenshot(path=str(target), full_page=True, clip={"x": 0, "y": 0, "width": 1100, "height": 1000})
+    top = opened.page.locator("h2", has_text="Measurements").bounding_box()["y"]
+    opened.page.screenshot(path=str(target.with_name(f"{target.stem}-plots{target.suffix}")), full_page=True,
+                           clip={"x": 0, "y": top - 10, "width": 1100, "height": 1300})
     opened.close()
