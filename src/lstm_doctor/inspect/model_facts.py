@@ -23,7 +23,8 @@ Evidence written:
   ``recurrent_radius`` ({layer: {gate: spectral radius}}), ``forget_bias`` ({layer: mean
   bias_ih + bias_hh of the forget gate}, LSTM), ``train_target_values``,
   ``frozen_parameters`` ({name: count}), ``parameters_not_in_optimizer`` ({name: count}),
-  ``output_per_step``, ``target_per_step``, ``readout`` (last | mean | true-end | None),
+  ``output_per_step``, ``target_per_step``, ``per_step_target_constant_share`` (per-step
+  targets: share of training sequences whose target never changes), ``readout (last | mean | true-end | None),
   ``readout_directions`` (both | None), ``metrics`` (what the user watches),
   ``early_stopping`` (patience in epochs, None when off or unknown).
 Padding is a data fact (``padding``, from the data inspection).
@@ -46,7 +47,7 @@ NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.modules
 FINAL_ACTIVATIONS = {nn.Sigmoid: "sigmoid", nn.Softmax: "softmax", nn.LogSoftmax: "log_softmax", nn.ReLU: "relu",
                      nn.Tanh: "tanh", nn.Identity: "none", nn.Linear: "none"}
 # Above this size the exact eigenvalues cost seconds; ARPACK finds the largest one.
-_DENSE_EIG_MAX = 512
+_DENSE_EIG_MAX = 256
 
 
 def spectral_radius(w: torch.Tensor) -> float:
@@ -117,10 +118,30 @@ def _probe_forward(model: nn.Module, setup: Setup) -> tuple[torch.Tensor | None,
     return out, None
 
 
+def _per_step_output(out: torch.Tensor, steps: int, n_outputs: int) -> bool:
+    """Whether the output has a time axis: (batch, steps, outputs), or (batch, steps) with one
+    output squeezed away (unless the data has as many outputs as steps)."""
+    if out.dim() >= 3:
+        return out.shape[1] == steps
+    return out.dim() == 2 and steps > 1 and out.shape[1] == steps and n_outputs != steps
+
+
+def _constant_target_share(w) -> float:
+    """Share of sequences whose per-step target holds one value over all their real steps."""
+    _, y, lengths = w.all()
+    y = y.reshape(y.shape[0], y.shape[1], -1)
+    same = y == y[:, :1]
+    if lengths is not None:  # padded steps count as agreeing
+        same |= (torch.arange(y.shape[1])[None, :] >= lengths[:, None])[..., None]
+    return float(same.all(dim=2).all(dim=1).float().mean())
+
+
 def _target_facts(setup: Setup) -> dict[str, Any]:
     d = setup.data
     y = np.asarray(d.train.target_values(), dtype=np.float64)
     facts: dict[str, Any] = {"train_target_values": int(y.size if d.task != "regression" else y.size // max(len(d.target_names), 1))}
+    if d.per_step and d.steps > 1:
+        facts["per_step_target_constant_share"] = _constant_target_share(d.train)
     if d.task == "regression":
         finite = y[np.isfinite(y)]
         if finite.size:
@@ -171,7 +192,7 @@ def model_facts(setup: Setup) -> dict[str, Any]:
 
     out, activation = _probe_forward(model, setup)
     facts["output_activation"] = activation
-    facts["output_per_step"] = None if out is None else bool(out.dim() >= 3 and out.shape[1] == setup.data.steps)
+    facts["output_per_step"] = None if out is None else _per_step_output(out, setup.data.steps, setup.data.n_outputs)
     facts.update(_target_facts(setup))
 
     if cfg is not None:  # the built-in model: what the setup file says is what runs

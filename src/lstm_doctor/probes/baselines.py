@@ -25,7 +25,6 @@ linear model beats the input-free baseline; see :class:`LinearBaseline`),
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +34,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.preprocessing import StandardScaler
 
 from lstm_doctor.data.windows import SequenceData, Windows
+from lstm_doctor.inspect import autocorrelation
 from lstm_doctor.objective import Objective, metrics_of
 from lstm_doctor.probes.context import ProbeContext
 
@@ -95,33 +95,12 @@ def persistence_output(data: SequenceData) -> torch.Tensor | None:
     return w.targets[w.starts + (w.window - 1)].clone()
 
 
-def seasonal_period(series: list[np.ndarray], train_rows: list[int], max_points: int = 5000) -> int | None:
-    """The dominant period of the training target: the lag of the highest significant
-    autocorrelation peak after the autocorrelation's first trough (statsmodels ``acf``).
-
-    The series is linearly detrended first, so that a trend's slowly decaying
-    autocorrelation does not hide the season. None when no peak clears the 95%
-    white-noise band (1.96 / sqrt(n)).
-    """
-    from statsmodels.tsa.stattools import acf
-
-    longest = max(range(len(series)), key=lambda i: train_rows[i])
-    y = np.asarray(series[longest][: train_rows[longest]], dtype=np.float64)[-max_points:]
-    y = y[np.isfinite(y)]
-    if len(y) < 8 or np.std(y) == 0:
-        return None
-    t = np.arange(len(y))
-    y = y - np.polyval(np.polyfit(t, y, 1), t)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        r = acf(y, nlags=len(y) // 2, fft=True)
-    troughs = np.flatnonzero((r[1:-1] < r[:-2]) & (r[1:-1] <= r[2:])) + 1
-    if not len(troughs):
-        return None
-    after = np.arange(troughs[0] + 1, len(r) - 1)
-    peaks = after[(r[after] > r[after - 1]) & (r[after] >= r[after + 1])]
-    peaks = peaks[r[peaks] > 1.96 / math.sqrt(len(y))]
-    return int(peaks[np.argmax(r[peaks])]) if len(peaks) else None
+def training_period(data: SequenceData) -> int | None:
+    """The dominant period of the training target series, as the data inspection finds it
+    (:func:`lstm_doctor.inspect.autocorrelation.series_acf`), for setups inspected without it."""
+    parts = [s[:n] for s, n in zip(data.series or [], data.series_train_rows or [])]
+    profile = autocorrelation.series_acf(parts, data.train.window) if parts else None
+    return None if profile is None else profile["period"]
 
 
 def seasonal_naive_output(data: SequenceData, period: int | None) -> torch.Tensor | None:
@@ -261,9 +240,10 @@ def baselines(ctx: ProbeContext) -> None:
     if persistence is not None:
         found["persistence"] = _score(objective, data, persistence)
     if data.task == "regression" and sees_past_target(data):
-        period, source = ev.get("dominant_period"), "data inspection"
-        if period is None:
-            period, source = seasonal_period(data.series, data.series_train_rows), "training target autocorrelation"
+        if "dominant_period" in ev:  # measured by the data inspection (None: no significant period)
+            period, source = ev["dominant_period"], "data inspection"
+        else:
+            period, source = training_period(data), "training target autocorrelation"
         ev["seasonal_period"] = period
         ev["seasonal_period_source"] = source if period else None
         seasonal = seasonal_naive_output(data, period)

@@ -23,12 +23,14 @@ CLASS_METRICS = {"accuracy", "acc", "binary_accuracy", "categorical_accuracy", "
                  "balanced_accuracy", "precision", "recall", "f1", "f1_score", "auc", "roc_auc", "top_k_accuracy"}
 REGRESSION_METRICS = {"mse", "rmse", "mae", "mape", "smape", "r2", "msle", "mean_squared_error",
                       "mean_absolute_error", "root_mean_squared_error", "mean_absolute_percentage_error"}
-# M203: the model left the constant (best validation loss under 0.9 x input-free),
-# then settled (the last quarter of the training curve within 5% of the third)
-# at least 10% above the linear model, no narrower than this.
-LEARNED = 0.9
+# M203: of the linear model's gain over the input-free baseline, the model's share
+# is at least LEARNED_SHARE and under LINEAR_GAIN; the run settled (last quarter of
+# the training curve within SETTLED of the third); no overfitting (training loss at
+# the end at least NOT_OVERFIT x the best validation loss); layers no wider than SMALL_HIDDEN.
+LEARNED_SHARE = 0.1
+LINEAR_GAIN = 0.8
 SETTLED = 0.05
-LINEAR_MARGIN = 1.1
+NOT_OVERFIT = 0.7
 SMALL_HIDDEN = 32
 # M204: trainable parameters per training target value (as D116), and the
 # validation loss ending this far above its best while the training loss falls.
@@ -47,6 +49,10 @@ FORGET_NEGATIVE = -1.0
 # M209: share of sequences whose last step is padding.
 PAD_WARNING = 0.10
 PAD_CRITICAL = 0.5
+# M209, measured: an output moving by this share of the outputs' spread when only padding changes.
+PADDING_INFLUENCE = 1e-3
+# M210: share of sequences whose per-step target never changes: a sequence label repeated.
+REPEATED_LABELS = 0.95
 # M213: dropout rate at which a narrow layer (under WIDE units) loses its signal,
 # and the rate that is too much at any width.
 DROPOUT = 0.5
@@ -81,6 +87,9 @@ def output_loss_mismatch(ev: Evidence) -> Finding | None:
         (BCEWithLogitsLoss, CrossEntropyLoss, Keras with from_logits=True): the
         probabilities are squashed a second time, the gradient shrinks and the
         predictions stay near the middle;
+      - a ReLU before a loss that takes logits: with BCE no logit goes below 0,
+        so no probability goes below 0.5 (critical); a ReLU or tanh before
+        cross-entropy clips or bounds the logits (a warning);
       - a bounded output (sigmoid 0..1, tanh -1..1, ReLU 0..inf) for targets
         outside that range: those targets can never be reached, the output
         saturates and its gradient dies (a sigmoid chasing CO2 in ppm);
@@ -119,6 +128,7 @@ def output_loss_mismatch(ev: Evidence) -> Finding | None:
     act, loss, task, outputs = ev.get("output_activation"), ev.get("loss"), ev.get("task"), ev.get("n_outputs")
     if act is None or loss is None:
         return None
+    severity = None  # the catalog's: critical
     outside = ev.get("target_share_outside") or {}
     evidence: dict[str, Any] = {"output_activation": act, "loss": loss, "task": task, "n_outputs": outputs}
     fix = "Return raw outputs (model.output_activation: none) and let the loss apply the link function."
@@ -131,6 +141,14 @@ def output_loss_mismatch(ev: Evidence) -> Finding | None:
         kind = "BCEWithLogitsLoss" if loss == "bce" else "CrossEntropyLoss"
         summary = (f"A {act} output feeds {loss} ({kind}), which applies the {act} itself: the probabilities are "
                    "squashed twice, so the gradient shrinks and predictions stay near the middle.")
+    elif act == "relu" and loss == "bce":
+        summary = ("A ReLU output feeds bce, which reads it as a logit: logits cannot go below 0, so the predicted "
+                   "probability never drops under 0.5 and the negative class cannot be learned.")
+    elif act in ("relu", "tanh") and loss in ("bce", "ce"):
+        limit = "cannot go below 0" if act == "relu" else "stay within -1..1"
+        summary = (f"A {act} output feeds {loss}, which reads it as logits: they {limit}, so the model cannot express "
+                   "confident predictions and the gradient of clipped or saturated outputs dies.")
+        severity = "warning"
     elif task == "regression" and loss == "bce" and outside.get("0..1", 0.0) > 0:
         evidence["target_share_outside"] = {"0..1": outside["0..1"]}
         summary = (f"Binary cross-entropy on a regression target with {outside['0..1']:.0%} of its values outside 0..1 "
@@ -145,7 +163,7 @@ def output_loss_mismatch(ev: Evidence) -> Finding | None:
         fix = "Drop the output activation for regression (model.output_activation: none), or scale the target into its range."
     else:
         return None
-    return Finding.of("M201", summary, evidence, fix=fix, confidence=0.95)
+    return Finding.of("M201", summary, evidence, fix=fix, severity=severity, confidence=0.95 if severity is None else 0.75)
 
 
 @rule("M202")
@@ -196,32 +214,53 @@ def metric_task_mismatch(ev: Evidence) -> Finding | None:
     )
 
 
+def _scores(ev: Evidence) -> tuple[str, float, float, float] | None:
+    """(measure, model's best, input-free, linear) on validation, oriented so that higher is better:
+    minus the loss for regression, balanced accuracy for classes (a logistic regression's
+    cross-entropy punishes its overconfidence, not its errors)."""
+    history, base = ev.get("val_history") or [], ev.get("baselines") or {}
+    if ev.get("task") in ("binary", "multiclass"):
+        scores = finite(h.get("balanced_accuracy") for h in history)
+        free, linear = (base.get("majority") or {}).get("balanced_accuracy"), (base.get("linear") or {}).get("balanced_accuracy")
+        if scores and free is not None and linear is not None:
+            return "balanced accuracy", max(scores), free, linear
+        return None
+    best, free, linear = _best_val(ev), ev.get("input_free_loss"), ev.get("linear_baseline_loss")
+    if best is None or free is None or linear is None:
+        return None
+    return "loss", -best, -free, -linear
+
+
 @rule("M203")
 def too_little_capacity(ev: Evidence) -> Finding | None:
     """What it means
       The model is too small for what the data offers: it learns, then settles
-      at a loss that a linear model on the same window beats. Its units cannot
-      hold the patterns a straight weighted sum of the window already uses.
-      Size alone proves nothing (8 units are plenty for many series), so this
-      is judged on what the model does.
+      well short of what a linear model on the same window reaches. Its units
+      cannot hold the patterns a straight weighted sum of the window already
+      uses. Size alone proves nothing (8 units are plenty for many series), so
+      this is judged on what the model does.
 
     How it is measured
-      All of these, from the baselines and the run at your settings:
-      - it learned: its best validation loss is under 0.9 x the input-free
-        baseline's (so not a model stuck on a constant, which other codes explain);
-      - it settled: the median training loss of the run's last quarter is
-        within 5% of the third quarter's;
-      - it underfits: a ridge/logistic regression on the flattened window scores
-        at least 10% lower validation loss than the model's best, and the
-        model's own training loss at the end is no lower than that (so it is not
-        overfitting either);
-      - it is narrow: at most 32 units per layer. A wider model that loses to a
-        linear one is an optimization problem, not a capacity one.
+      From the baselines and the run at your settings, on validation: the
+      model's best loss (balanced accuracy for classes, as a logistic
+      regression's cross-entropy mostly measures its overconfidence), the
+      input-free baseline's and a ridge/logistic regression's on the flattened
+      window. Of the linear model's gain over the input-free baseline, the
+      model's share must be:
+      - at least 10% (it learned: a model stuck on a constant is explained by
+        other codes), and under 80% (it falls clearly short of linear);
+      - with the run settled: the median training loss of its last quarter
+        within 5% of the third quarter's (not still improving, T312);
+      - without overfitting: its training loss at the end at least 0.7x its
+        best validation loss;
+      - on a narrow model: at most 32 units per layer. A wider model that
+        loses to a linear one has an optimization problem, not a capacity one.
 
     Example
-      Four features each acting on the target at several lags, learned by an
-      LSTM(2): validation MSE settles at 0.61 while ridge regression on the
-      window reaches 0.12; an LSTM(32) reaches 0.10.
+      Four features each acting on the target over the last six of twelve
+      steps, learned by an LSTM(1) at lr 0.01: validation MSE settles at 0.74
+      (input-free 0.98), ridge regression on the window reaches 0.01; an
+      LSTM(16) trained the same way reaches 0.03.
 
     Fix
       Setup file:  model.hidden: 64   (or model.layers: 2)
@@ -231,23 +270,29 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
 
     Related: M204 too-much-capacity, D108 window-too-short, T312 too-few-epochs
     """
-    sizes, linear, free = ev.get("hidden_sizes"), ev.get("linear_baseline_loss"), ev.get("input_free_loss")
-    best, train = _best_val(ev), finite(ev.get("train_loss_steps") or [])
-    if not sizes or linear is None or free is None or best is None or len(train) < 8:
+    sizes, train, scores = ev.get("hidden_sizes"), finite(ev.get("train_loss_steps") or []), _scores(ev)
+    best_loss = _best_val(ev)
+    if not sizes or scores is None or best_loss is None or len(train) < 8:
         return None
+    measure, model, free, linear = scores
+    if linear <= free or max(sizes) > SMALL_HIDDEN:
+        return None
+    captured = (model - free) / (linear - free)
     q = quarter_medians(train)
     settled = q[2] > 0 and (q[2] - q[3]) / q[2] < SETTLED
     train_end = tail_level(train)
-    if not (max(sizes) <= SMALL_HIDDEN and best < LEARNED * free and settled
-            and best >= LINEAR_MARGIN * linear and train_end >= linear):
+    if not (LEARNED_SHARE <= captured < LINEAR_GAIN and settled and train_end >= NOT_OVERFIT * best_loss):
         return None
+    shown = (lambda v: f"{-v:.3g}") if measure == "loss" else (lambda v: f"{v:.2f}")
     return Finding.of(
         "M203",
-        f"The {_model(ev)} learns, then settles at validation loss {best:.3g}, while a linear model on the same "
-        f"window reaches {linear:.3g}: its {max(sizes)} units are too few for the patterns in the data.",
-        {"hidden_sizes": sizes, "best_val_loss": best, "linear_baseline_loss": linear, "input_free_loss": free,
-         "train_loss_end": train_end, "last_quarter_fall": (q[2] - q[3]) / q[2], "thresholds": {
-             "linear_margin": LINEAR_MARGIN, "settled": SETTLED, "learned": LEARNED, "small_hidden": SMALL_HIDDEN}},
+        f"The {_model(ev)} learns, then settles at validation {measure} {shown(model)}, while a linear model on the same "
+        f"window reaches {shown(linear)} (input-free {shown(free)}): its {max(sizes)} units are too few for the "
+        "patterns in the data.",
+        {"hidden_sizes": sizes, "measure": measure, "model_best": abs(model), "linear": abs(linear), "input_free": abs(free),
+         "share_of_linear_gain": captured, "train_loss_end": train_end, "last_quarter_fall": (q[2] - q[3]) / q[2],
+         "thresholds": {"learned": LEARNED_SHARE, "linear_gain": LINEAR_GAIN, "settled": SETTLED,
+                        "not_overfit": NOT_OVERFIT, "small_hidden": SMALL_HIDDEN}},
         fix=f"model.hidden: {max(64, 4 * max(sizes))}",
         confidence=0.7,
     )
@@ -459,7 +504,8 @@ def forget_bias(ev: Evidence) -> Finding | None:
       - warning when the bias is at most 0.5 and the data's dominant period
         (a dependency inside the window) is longer than the memory length
         measured on the trained model (the farthest step whose input gradient
-        is still 1% of the last step's);
+        is still 1% of the last step's), unless the model already beats a
+        linear model over the whole window (then its memory is enough);
       - info when the bias is -1 or lower (the gate starts mostly closed)
         without that evidence;
       - silent otherwise: a default bias on data with short dependencies is fine.
@@ -487,6 +533,10 @@ def forget_bias(ev: Evidence) -> Finding | None:
     memory, period, steps = ev.get("memory_length"), ev.get("dominant_period"), ev.get("steps")
     evidence: dict[str, Any] = {"forget_bias": biases, "memory_length": memory, "dominant_period": period, "steps": steps}
     short = memory is not None and period is not None and steps is not None and memory < period < steps
+    scores = _scores(ev)
+    if scores is not None and scores[1] > scores[3]:  # it beats a linear model over the whole window: memory suffices
+        short = False
+        evidence["beats_linear"] = True
     if short:
         summary = (f"The forget-gate bias is {bias:.2g}, so the LSTM keeps about {1 / (1 + math.exp(-bias)):.0%} of its "
                    f"state per step: it remembers {memory} steps while the data repeats every {period}.")
@@ -517,6 +567,11 @@ def readout_misplaced(ev: Evidence) -> Finding | None:
       default) with a last-step readout is fine and not flagged. The
       directions read from a bidirectional layer are checked where the model
       says (the built-in model reads both correctly).
+      Your own model's readout is measured instead of read: a few padded
+      sequences are predicted as they are and with every padded step changed;
+      fires when an output moves by more than 1e-3 of the outputs' spread
+      (a model that stops at each sequence's length gives exactly the same
+      outputs), with the same 10% / 50% shares of padded sequences.
 
     Example
       JapaneseVowels (7-29 steps) zero-padded at the end to 29 and read at the
@@ -540,6 +595,9 @@ def readout_misplaced(ev: Evidence) -> Finding | None:
             "where it has seen a single step.", {"readout_directions": "forward-only"},
             fix="Read the forward direction at the last step and the backward direction at step 0 (or h_n of both).",
             confidence=0.8)
+    influence = ev.get("padding_influence")
+    if readout is None and influence is not None:  # the user's own model: measured, not declared
+        return _reads_padding(ev, influence)
     if readout is None or pad.get("side") != "post":
         return None
     reads_last = readout == "last" or (readout == "true-end" and not pad.get("lengths_given"))
@@ -559,6 +617,23 @@ def readout_misplaced(ev: Evidence) -> Finding | None:
     )
 
 
+def _reads_padding(ev: Evidence, influence: float) -> Finding | None:
+    """M209 for a model whose readout is unknown: its outputs move with the content of the padding."""
+    share = (ev.get("padding") or {}).get("padded_sequences") or ev.get("padded_end_share") or 0.0
+    if influence <= PADDING_INFLUENCE or share < PAD_WARNING:
+        return None
+    return Finding.of(
+        "M209",
+        f"The model's outputs change by {influence:.2g}x their spread when only the padding after each sequence's "
+        f"length changes, and {share:.0%} of the sequences are padded: those predictions read the padding.",
+        {"padding_influence": influence, "threshold": PADDING_INFLUENCE, "padded_sequences": share,
+         "thresholds": {"warning": PAD_WARNING, "critical": PAD_CRITICAL}},
+        fix="Pack the batch (nn.utils.rnn.pack_padded_sequence with the lengths) or read out[torch.arange(B), lengths - 1].",
+        severity="critical" if share >= PAD_CRITICAL else "warning",
+        confidence=0.9,
+    )
+
+
 @rule("M210")
 def sequence_shape_mismatch(ev: Evidence) -> Finding | None:
     """What it means
@@ -571,12 +646,18 @@ def sequence_shape_mismatch(ev: Evidence) -> Finding | None:
       One forward pass of a fresh model on a few training windows: the output
       has a time axis when its second axis has the window's length. Fires
       when that differs from the targets (per-step when they have a value per
-      input step).
+      input step). It also fires when per-step targets hold one value over
+      every step of 95% or more of the sequences: a sequence's label copied
+      to each step, so a step-by-step model is scored at step 1 on a label it
+      can only know at the end (label-constant segments of a real per-step
+      task are rarely that uniform over whole windows).
 
     Example
       Per-step labels (samples, 24) with a model that returns
       head(out[:, -1]) of shape (samples, 1): MSE broadcasts to (samples, 24)
-      and the model predicts each sequence's mean label.
+      and the model predicts each sequence's mean label. Or ItalyPowerDemand's
+      day labels copied to all 24 hours: the first hours are scored on a
+      label no model can know from them.
 
     Fix
       Setup file:  none: the built-in model follows the targets' shape
@@ -588,6 +669,15 @@ def sequence_shape_mismatch(ev: Evidence) -> Finding | None:
     Related: M209 readout-misplaced, T309 cannot-fit-small-batch
     """
     out_steps, target_steps = ev.get("output_per_step"), ev.get("target_per_step")
+    constant = ev.get("per_step_target_constant_share")
+    if target_steps and constant is not None and constant >= REPEATED_LABELS:
+        return Finding.of(
+            "M210",
+            f"The per-step targets repeat one value over every step of {constant:.0%} of the sequences: a label of the "
+            "whole sequence trained at each step, so the early steps must guess it from the first few inputs.",
+            {"per_step_target_constant_share": constant, "threshold": REPEATED_LABELS},
+            fix="Give one target per sequence (y of shape (samples,)) and read out the last step.",
+            confidence=0.7)
     if out_steps is None or target_steps is None or out_steps == target_steps:
         return None
     summary = ("The targets have a value per step but the model outputs one per sequence: the loss broadcasts them, "

@@ -33,17 +33,20 @@ def no_learnable_signal(ev: Evidence) -> Finding | None:
       repaired recipe, never your own settings (inputs and target
       standardized on the training part; a small recurrent model of your cell,
       16 units; Adam at 3e-3; the budget's signal steps), the same model is
-      trained on up to 1,024 training windows with their real targets and
-      with the targets permuted across windows, with the same seeds, several
-      times each (5 per arm at the quick budget), and scored on up to 512
-      validation windows. Fires when a one-sided Mann-Whitney U test does not
-      find the real fits' validation losses lower at p < 0.05 (with 5 fits a
-      side, perfect separation gives p = 0.004) and a linear model on the
-      window (ridge or logistic regression) does not clearly beat the
-      input-free baseline either: 5% or more lower MSE (or chance-corrected
-      balanced accuracy of 0.05 or more) at p < 0.01. The linear check
-      guards against signals the short recurrent fits miss (long sequences,
-      few samples).
+      trained on up to 1,024 training windows with their real targets, and
+      on the targets permuted across windows (a fresh permutation per fit),
+      with the same seeds, several times each (5 per arm at the quick
+      budget), and scored on up to 512 validation windows.
+      The real pairing is a single draw, however often it is fitted, so the
+      mean of the real fits is compared with the spread of the shuffled fits
+      by a one-sided t prediction interval (t = gap / (sd * sqrt(1 + 1/n)),
+      n - 1 degrees of freedom); a two-sample test would treat the real fits
+      as independent draws and find "signal" in noise far too often. Fires
+      when that p-value is 0.05 or more and a linear model on the window
+      (ridge or logistic regression) does not clearly beat the input-free
+      baseline either: 5% or more lower MSE (or chance-corrected balanced
+      accuracy of 0.05 or more) at p < 0.01. The linear check guards against
+      signals the short recurrent fits miss (long sequences, few samples).
 
     Example
       ItalyPowerDemand with its 67 training labels permuted: the real fits
