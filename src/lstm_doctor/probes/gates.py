@@ -1,11 +1,14 @@
 """Gate activity of the recurrent layers: saturation, cell-state size and dead units, over the training run.
 
 PyTorch's fused LSTM/GRU kernels never expose their gates, so the gates are
-recomputed step by step from each layer's own weights, for every layer and
-direction, on a fixed batch of training windows (the inputs each recurrent
-module receives are caught with forward hooks that exist only during the probe
-pass). ``tests/test_gate_recompute.py`` proves the recomputed hidden states equal
-the fused layer's output.
+recomputed from each layer's own weights, for every layer and direction, on a
+fixed batch of training windows (the inputs and outputs of each recurrent
+module are caught with forward hooks that exist only during the probe pass).
+A gate at step t depends on the input at t and the layer's previous output,
+which the fused kernel has computed, so all steps' gates come from one matrix
+product; the LSTM cell state is a scan over time. The layer's outputs are then
+rebuilt from the recomputed gates alone, and ``tests/test_gate_recompute.py``
+proves they equal the fused layer's, layer by layer and direction by direction.
 
 Saturation: a sigmoid gate below ``SIGMOID_EDGE`` (0.05) or above ``1 - SIGMOID_EDGE``
 (its slope is then under 0.048, a fifth of its peak 0.25), a tanh activation
@@ -33,12 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.instrument import probe_batch, probing, sampled, step_mask
-from lstm_doctor.training import Callback, TrainState, _forward
+from lstm_doctor.probes.instrument import Instrument, guarded, probe_batch, probing, sampled, step_mask
+from lstm_doctor.training import TrainState, _forward
 
 SIGMOID_EDGE = 0.05
 TANH_EDGE = 0.95
 DEAD_STD = 1e-3
+GATE_BATCH = 16  # windows: 16 x steps values per unit and gate; a pass costs about one training step
 
 # Gate names in PyTorch's stacking order, and which of them are tanh (the rest are sigmoids).
 GATES = {"LSTM": ("input", "forget", "cell", "output"), "GRU": ("reset", "update", "new"), "RNN_TANH": ("tanh",), "RNN_RELU": ()}
@@ -56,94 +60,130 @@ class LayerTrace:
 
 
 def _initial(hx, index: int, batch: int, size: int, like: torch.Tensor) -> torch.Tensor:
-    if hx is None:
-        return like.new_zeros(batch, size)
-    return hx[index] if hx.dim() == 3 else hx[index].unsqueeze(0)
+    return like.new_zeros(batch, size) if hx is None else hx[index]
 
 
-def recompute(rnn: nn.RNNBase, x: torch.Tensor, hx=None) -> list[LayerTrace]:
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2 * sigmoid(2x) - 1: equal to rounding, and several times faster than torch.tanh on CPU."""
+    return (2 * x).sigmoid_().mul_(2).sub_(1)
+
+
+def _layer_outputs(rnn: nn.RNNBase, layer: int, x: torch.Tensor, hx) -> torch.Tensor:
+    """Layer ``layer``'s outputs at every step (batch, steps, directions * size), from the fused kernel.
+
+    The fused module returns only its last layer's outputs, so the layer's own
+    weights are run as a one-layer module of the same kind.
+    """
+    directions = 2 if rnn.bidirectional else 1
+    kwargs = {"proj_size": rnn.proj_size} if getattr(rnn, "proj_size", 0) else {}
+    if rnn.mode.startswith("RNN"):
+        kwargs["nonlinearity"] = rnn.nonlinearity
+    one = type(rnn)(x.shape[-1], rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=True,
+                    bidirectional=rnn.bidirectional, device="meta", **kwargs)
+    params = {name.replace(f"_l{layer}", "_l0"): p for name, p in rnn.named_parameters() if f"_l{layer}" in name}
+    state = None
+    if hx is not None:
+        part = slice(layer * directions, (layer + 1) * directions)
+        state = tuple(h[part] for h in hx) if isinstance(hx, tuple) else hx[part]
+    out, _ = torch.func.functional_call(one, params, (x,) if state is None else (x, state))
+    return out
+
+
+def _scan(u: torch.Tensor, f: torch.Tensor, c: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """Cell states c_t = f_t * c_(t-1) + u_t over the steps of (batch, steps, units) tensors."""
+    cells = []
+    for t in range(u.shape[1] - 1, -1, -1) if reverse else range(u.shape[1]):
+        c = torch.addcmul(u[:, t], f[:, t], c)
+        cells.append(c)
+    return torch.stack(cells[::-1] if reverse else cells, dim=1)
+
+
+def _direction(rnn: nn.RNNBase, suffix: str, x: torch.Tensor, out: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None,
+               reverse: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    """Gates, recomputed outputs and cell states of one layer and direction, all steps at once.
+
+    A gate at step t depends on the input x_t and the previous output, which the
+    fused kernel already computed (``out``), so every gate comes from one matrix
+    product over all steps; only the LSTM cell state needs a scan over time.
+    The outputs are then rebuilt from the gates alone, which is what the
+    exactness test compares with the fused layer.
+    """
+    w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
+    b_ih = getattr(rnn, "bias_ih" + suffix) if rnn.bias else None
+    b_hh = getattr(rnn, "bias_hh" + suffix) if rnn.bias else None
+    # The previous output at each step: the next step's for the reverse direction.
+    h_prev = torch.cat([out[:, 1:], h0[:, None]], dim=1) if reverse else torch.cat([h0[:, None], out[:, :-1]], dim=1)
+    size = rnn.hidden_size
+    z_in, z_rec = F.linear(x, w_ih, b_ih), F.linear(h_prev, w_hh, b_hh)
+    if rnn.mode == "LSTM":
+        z = z_in + z_rec
+        i, f, o = z[..., :size].sigmoid(), z[..., size : 2 * size].sigmoid(), z[..., 3 * size :].sigmoid()
+        g = _tanh(z[..., 2 * size : 3 * size])
+        c = _scan(i * g, f, c0, reverse)
+        h = o * _tanh(c)
+        w_hr = getattr(rnn, "weight_hr" + suffix, None)
+        return {"input": i, "forget": f, "cell": g, "output": o}, h if w_hr is None else F.linear(h, w_hr), c
+    if rnn.mode == "GRU":
+        rz = (z_in[..., : 2 * size] + z_rec[..., : 2 * size]).sigmoid()
+        r, u = rz[..., :size], rz[..., size:]
+        n = _tanh(torch.addcmul(z_in[..., 2 * size :], r, z_rec[..., 2 * size :]))
+        return {"reset": r, "update": u, "new": n}, torch.addcmul(n, u, h_prev - n), None  # (1 - z) * n + z * h
+    h = _tanh(z_in + z_rec) if rnn.mode == "RNN_TANH" else (z_in + z_rec).relu()
+    return ({"tanh": h} if rnn.mode == "RNN_TANH" else {}), h, None
+
+
+def recompute(rnn: nn.RNNBase, x: torch.Tensor, hx=None, output: torch.Tensor | None = None) -> list[LayerTrace]:
     """Every layer's gates and states for input ``x`` (as the module takes it), from its weights.
 
     Follows PyTorch's equations for ``nn.LSTM`` (with ``proj_size``), ``nn.GRU``
-    and ``nn.RNN``; ``hx`` is the initial state the module was given, if any.
+    and ``nn.RNN``; ``hx`` is the initial state the module was given, if any, and
+    ``output`` the module's own output for ``x``, when at hand (it saves a pass).
     """
     if x.dim() == 2:  # unbatched input: a batch of one
         x = x.unsqueeze(0 if rnn.batch_first else 1)
+        output = None if output is None else output.unsqueeze(0 if rnn.batch_first else 1)
+        hx = None if hx is None else tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, tuple) else hx.unsqueeze(1)
     if not rnn.batch_first:
         x = x.transpose(0, 1)
+        output = None if output is None else output.transpose(0, 1)
     h0, c0 = hx if isinstance(hx, tuple) else (hx, None)
-    batch, steps = x.shape[:2]
     directions = 2 if rnn.bidirectional else 1
     out_size = getattr(rnn, "proj_size", 0) or rnn.hidden_size
     traces: list[LayerTrace] = []
     layer_input = x
     for layer in range(rnn.num_layers):
-        outputs = []
+        last = layer == rnn.num_layers - 1
+        out = output if last and output is not None else _layer_outputs(rnn, layer, layer_input, hx)
         for d in range(directions):
-            suffix = f"_l{layer}" + ("_reverse" if d else "")
-            w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
-            b_ih = getattr(rnn, "bias_ih" + suffix) if rnn.bias else None
-            b_hh = getattr(rnn, "bias_hh" + suffix) if rnn.bias else None
-            w_hr = getattr(rnn, "weight_hr" + suffix, None)
             index = layer * directions + d
-            h = _initial(h0, index, batch, out_size, x)
-            c = _initial(c0, index, batch, rnn.hidden_size, x) if rnn.mode == "LSTM" else None
-            pre = F.linear(layer_input, w_ih, b_ih)  # input part of every gate, all steps at once
-            acts: dict[str, list[torch.Tensor]] = {g: [] for g in GATES[rnn.mode]}
-            hs, cs = [], []
-            for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                rec = F.linear(h, w_hh, b_hh)
-                if rnn.mode == "LSTM":
-                    i, f, g, o = (pre[:, t] + rec).chunk(4, dim=-1)
-                    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-                    c = f * c + i * g
-                    h = o * c.tanh()
-                    if w_hr is not None:
-                        h = F.linear(h, w_hr)
-                    gates = (i, f, g, o)
-                    cs.append(c)
-                elif rnn.mode == "GRU":
-                    xr, xz, xn = pre[:, t].chunk(3, dim=-1)
-                    hr, hz, hn = rec.chunk(3, dim=-1)
-                    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-                    n = (xn + r * hn).tanh()
-                    h = (1 - z) * n + z * h
-                    gates = (r, z, n)
-                else:
-                    h = (pre[:, t] + rec).tanh() if rnn.mode == "RNN_TANH" else (pre[:, t] + rec).relu()
-                    gates = (h,) if rnn.mode == "RNN_TANH" else ()
-                for name, a in zip(acts, gates):
-                    acts[name].append(a)
-                hs.append(h)
-            order = slice(None, None, -1 if d else 1)  # back to time order
-            stack = lambda seq: torch.stack(seq[order], dim=1)  # noqa: E731
-            trace = LayerTrace(f"layer{layer}" + ("_reverse" if d else ""), {k: stack(v) for k, v in acts.items()},
-                               stack(hs), stack(cs) if cs else None)
-            traces.append(trace)
-            outputs.append(trace.h)
-        layer_input = torch.cat(outputs, dim=-1)
+            h = _initial(h0, index, len(x), out_size, x)
+            c = _initial(c0, index, len(x), rnn.hidden_size, x) if rnn.mode == "LSTM" else None
+            own = out[..., d * out_size : (d + 1) * out_size]
+            gates, h_rec, cells = _direction(rnn, f"_l{layer}" + ("_reverse" if d else ""), layer_input, own, h, c, bool(d))
+            traces.append(LayerTrace(f"layer{layer}" + ("_reverse" if d else ""), gates, h_rec, cells))
+        layer_input = out
     return traces
 
 
 def trace_model(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> dict[str, list[LayerTrace]]:
     """Recompute every recurrent module of ``model`` on one batch, keyed by module name.
 
-    The inputs each recurrent module receives are caught with forward hooks that
-    live only for this pass. Packed sequences are skipped (their padding layout
-    is the module's own business).
+    The inputs and outputs of each recurrent module are caught with forward
+    hooks that live only for this pass. Packed sequences are skipped (their
+    padding layout is the module's own business).
     """
     caught: dict[str, tuple] = {}
     modules = {name: m for name, m in model.named_modules() if isinstance(m, nn.RNNBase)}
 
     def catch(name: str):
-        def hook(module, args, kwargs):
+        def hook(module, args, kwargs, output):
             first = args[0] if args else kwargs.get("input")
             if name not in caught and isinstance(first, torch.Tensor):
                 hx = args[1] if len(args) > 1 else kwargs.get("hx")
-                caught[name] = (first.detach(), hx)
+                caught[name] = (first, hx, output[0])
         return hook
 
-    handles = [m.register_forward_pre_hook(catch(name), with_kwargs=True) for name, m in modules.items()]
+    handles = [m.register_forward_hook(catch(name), with_kwargs=True) for name, m in modules.items()]
     try:
         with probing(model), torch.no_grad():
             _forward(model, x, lengths)
@@ -153,28 +193,34 @@ def trace_model(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None)
             handle.remove()
 
 
-def saturation(trace: LayerTrace, mask: torch.Tensor) -> dict[str, float]:
+def _real(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(entries, units): the values at real steps (``mask`` None: every step is real)."""
+    return values.reshape(-1, values.shape[-1]) if mask is None else values[mask]
+
+
+def saturation(trace: LayerTrace, mask: torch.Tensor | None = None) -> dict[str, float]:
     """Share of saturated activations of each gate, over the real (unpadded) steps."""
     shares = {}
     for name, a in trace.gates.items():
-        a = a[mask]
-        hit = a.abs() > TANH_EDGE if name in TANH_GATES else (a < SIGMOID_EDGE) | (a > 1 - SIGMOID_EDGE)
-        shares[name] = float(hit.float().mean())
+        a = _real(a, mask)
+        # |a - 0.5| > 0.45 is "below 0.05 or above 0.95" in one comparison.
+        hit = a.abs() > TANH_EDGE if name in TANH_GATES else (a - 0.5).abs_() > 0.5 - SIGMOID_EDGE
+        shares[name] = float(hit.sum()) / max(hit.numel(), 1)
     return shares
 
 
-def unit_spread(trace: LayerTrace, mask: torch.Tensor) -> torch.Tensor:
+def unit_spread(trace: LayerTrace, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Standard deviation of each hidden unit's output over the real steps of every window."""
-    return trace.h[mask].double().std(dim=0, unbiased=False)
+    return _real(trace.h, mask).std(dim=0, unbiased=False)
 
 
-class GateMonitor(Callback):
+class GateMonitor(Instrument):
     """Recomputes the gates on the probe batch at the start, every ``probe_every`` steps and at the end."""
 
     def __init__(self, ctx: ProbeContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.every = ctx.budget.probe_every
-        self.batch = probe_batch(ctx.setup.data.train)
+        self.batch = probe_batch(ctx.setup.data.train, GATE_BATCH)
         self.steps: list[int] = []
         self.saturation: dict[str, list[float]] = {}
         self.cell_norm: list[float] = []
@@ -186,12 +232,12 @@ class GateMonitor(Callback):
         traced = trace_model(state.model, x, lengths)
         if not traced:
             return
-        mask = step_mask(lengths, x.shape[0], x.shape[1], device)
+        mask = None if lengths is None else step_mask(lengths, x.shape[0], x.shape[1], device)
         prefix = len(traced) > 1
         shares, spread, cells = {}, {}, []
         for module, traces in traced.items():
             for trace in traces:
-                if trace.h.shape[:2] != mask.shape:
+                if trace.h.shape[:2] != x.shape[:2]:
                     continue  # the module reads other axes than the windows' (batch and time swapped: M208)
                 if not torch.isfinite(trace.h).all():
                     return  # a diverged model has nothing left to measure
@@ -199,20 +245,23 @@ class GateMonitor(Callback):
                 shares.update({f"{layer}.{gate}": share for gate, share in saturation(trace, mask).items()})
                 spread[layer] = unit_spread(trace, mask)
                 if trace.c is not None:
-                    cells.append(float(trace.c[mask].double().pow(2).mean().sqrt()))
+                    cells.append(float(_real(trace.c, mask).pow(2).mean().sqrt()))
         for key, share in shares.items():
             self.saturation.setdefault(key, []).append(share)
         self.steps.append(state.step)
         self.spread.append(spread)
         self.cell_norm.append(sum(cells) / len(cells) if cells else None)
 
+    @guarded
     def on_train_begin(self, state: TrainState) -> None:
         self._measure(state)
 
+    @guarded
     def after_step(self, state: TrainState) -> None:
         if sampled(state.step, self.every):
             self._measure(state)
 
+    @guarded
     def on_train_end(self, state: TrainState) -> None:
         if not self.steps or self.steps[-1] != state.step:
             self._measure(state)

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.instrument import sampled
-from lstm_doctor.training import Callback, TrainState
+from lstm_doctor.probes.instrument import Instrument, guarded, sampled
+from lstm_doctor.training import TrainState
 
 SPIKE_HISTORY = 50  # steps the running median looks back over
 MIN_HISTORY = 10  # steps needed before a spike can be judged against them
@@ -87,11 +87,11 @@ def spike_ratios(norms: list[float]) -> list[float | None]:
     return ratios
 
 
-class GradientMonitor(Callback):
+class GradientMonitor(Instrument):
     """Reads gradients after each backward pass and weights around sampled optimizer steps."""
 
     def __init__(self, ctx: ProbeContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.every = ctx.budget.probe_every
         self.clip = ctx.setup.clip_norm
         self.totals: list[float] = []
@@ -103,11 +103,13 @@ class GradientMonitor(Callback):
         self.update: dict[str, list[float]] = {}
         self.before: dict[str, torch.Tensor] | None = None
 
+    @guarded
     def on_train_begin(self, state: TrainState) -> None:
         self.groups, self.recurrent = layer_groups(state.model)
         self.params = [p for ps in self.groups.values() for p in ps]
         self.sizes = {k: sum(p.numel() for p in ps) for k, ps in self.groups.items()}
 
+    @guarded
     def after_backward(self, state: TrainState) -> None:
         if self.clip is None:  # with clipping, clip_grad_norm_ hands us the same number in after_step
             self.totals.append(_norm([p.grad for p in self.params if p.grad is not None]))
@@ -122,6 +124,7 @@ class GradientMonitor(Callback):
             self.mean_abs.setdefault(key, []).append(sum(float(g.abs().sum()) for g in grads) / self.sizes[key])
         self.before = {k: _flat(ps).clone() for k, ps in self.groups.items()}
 
+    @guarded
     def after_step(self, state: TrainState) -> None:
         if self.clip is not None and state.grad_norm is not None:
             self.totals.append(state.grad_norm)
@@ -149,6 +152,7 @@ class GradientMonitor(Callback):
         ratios = [pooled(first, i) / pooled(last, i) for i in range(len(self.steps)) if pooled(last, i) > 0]
         return _median(ratios)
 
+    @guarded
     def on_train_end(self, state: TrainState) -> None:
         finite = [v for v in self.totals if math.isfinite(v)]
         nonfinite = [i for i, v in enumerate(self.totals) if not math.isfinite(v)]

@@ -10,12 +10,17 @@ run without them (same weights, same random stream, same loss curve).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import functools
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 from torch import nn
 
 from lstm_doctor.data.windows import Windows
+from lstm_doctor.training import Callback, TrainState
+
+if TYPE_CHECKING:
+    from lstm_doctor.probes.context import ProbeContext
 
 PROBE_BATCH = 32  # windows: enough for stable medians, cheap enough to pass every few dozen steps
 
@@ -63,3 +68,27 @@ def probing(model: nn.Module) -> Iterator[None]:
                 m.training = mode
             for m, p in rnn_dropout.items():
                 m.dropout = p
+
+
+class Instrument(Callback):
+    """A callback that measures for a probe; its hooks are wrapped with :func:`guarded`."""
+
+    def __init__(self, ctx: "ProbeContext"):
+        self.ctx = ctx
+        self.failed = False
+
+
+def guarded(hook: Callable[[Instrument, TrainState], None]) -> Callable[[Instrument, TrainState], None]:
+    """A failing instrument is switched off and its error recorded (``instrument_errors``); training goes on."""
+
+    @functools.wraps(hook)
+    def run(self: Instrument, state: TrainState) -> None:
+        if self.failed:
+            return
+        try:
+            hook(self, state)
+        except Exception as err:  # a measurement must never end the run it watches
+            self.failed = True
+            self.ctx.evidence.setdefault("instrument_errors", {})[type(self).__name__] = f"{type(err).__name__}: {err}"
+
+    return run

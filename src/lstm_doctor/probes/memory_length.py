@@ -29,8 +29,8 @@ from torch import nn
 
 from lstm_doctor.objective import Objective
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.instrument import probe_batch, probing
-from lstm_doctor.training import Callback, TrainState, _forward
+from lstm_doctor.probes.instrument import Instrument, guarded, probe_batch, probing
+from lstm_doctor.training import TrainState, _forward
 
 REACH = 0.01
 
@@ -43,6 +43,8 @@ def relative_input_gradient(
     Runs under :func:`probing`, so the model, its gradients and the random
     stream are left as they were (only the input is differentiated).
     """
+    if not x.is_floating_point():  # token ids into an embedding: no gradient with respect to them
+        return None
     steps = x.shape[1]
     ends = (lengths.to(x.device) - 1).clamp(min=0) if lengths is not None else torch.full((len(x),), steps - 1, device=x.device)
     with probing(model), torch.enable_grad():
@@ -90,11 +92,11 @@ def far_gain(relative: np.ndarray) -> float | None:
     return float(finite.max()) if len(finite) else None
 
 
-class MemoryLengthProbe(Callback):
+class MemoryLengthProbe(Instrument):
     """Measures the input-gradient profile before the first step and after the last."""
 
     def __init__(self, ctx: ProbeContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.batch = probe_batch(ctx.setup.data.train)
         self.init: np.ndarray | None = None
 
@@ -103,9 +105,11 @@ class MemoryLengthProbe(Callback):
         x, y, lengths = (None if t is None else t.to(device) for t in self.batch)
         return relative_input_gradient(state.model, state.objective, x, y, lengths)
 
+    @guarded
     def on_train_begin(self, state: TrainState) -> None:
         self.init = self._measure(state)
 
+    @guarded
     def on_train_end(self, state: TrainState) -> None:
         write_memory(self.ctx, self.batch[0].shape[1], self.init, self._measure(state))
 

@@ -20,18 +20,16 @@ import math
 import torch
 
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.instrument import probing, step_mask
-from lstm_doctor.training import Callback, TrainState, _forward
+from lstm_doctor.probes.instrument import Instrument, guarded, probing, step_mask
+from lstm_doctor.training import TrainState, _forward
 
 VAL_BATCH = 512
 
 
-class PredictionSpread(Callback):
+class PredictionSpread(Instrument):
     """Predicts the validation windows once, when training ends."""
 
-    def __init__(self, ctx: ProbeContext):
-        self.ctx = ctx
-
+    @guarded
     def on_train_end(self, state: TrainState) -> None:
         data, objective = self.ctx.setup.data, state.objective
         device = next(state.model.parameters()).device

@@ -50,11 +50,11 @@ def saturated_gates(ev: Evidence) -> Finding | None:
       scale; weights grown too large under a high learning rate is the other.
 
     How it is measured
-      PyTorch's fused LSTM/GRU kernels hide their gates, so every layer and
-      direction is recomputed step by step from its own weights on 32 fixed
+      PyTorch's fused LSTM/GRU kernels hide their gates, so the gates of every
+      layer and direction are recomputed from its own weights on 16 fixed
       training windows, before training, every probe_every steps and at the end
-      (the recomputation matches the fused layer's output to 1e-10 in float64,
-      tests/test_gate_recompute.py). A sigmoid gate is saturated below 0.05 or
+      (the outputs rebuilt from them match the fused layer's to 1e-10 in
+      float64, tests/test_gate_recompute.py). A sigmoid gate is saturated below 0.05 or
       above 0.95 (slope under 0.048, a fifth of its peak), a tanh activation
       beyond +-0.95 (slope under a tenth of its peak); Karpathy, Johnson &
       Fei-Fei (2015) chart LSTM gate saturation the same way with 0.1/0.9.
@@ -111,7 +111,7 @@ def dead_units(ev: Evidence) -> Finding | None:
       with a fraction of its width, and often none at all.
 
     How it is measured
-      On the same 32 fixed training windows as the gate probe, each hidden
+      On the same 16 fixed training windows as the gate probe, each hidden
       unit's output (per layer and direction, recomputed from the weights) has
       a standard deviation over the windows and their real steps. A unit is
       dead when that is below 0.001 (on the [-1, 1] scale of tanh and LSTM
