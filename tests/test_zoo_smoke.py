@@ -156,6 +156,9 @@ def test_score_checks_rank_one_the_top_three_and_false_alarms():
     assert score(control, _report([("T301", "critical")], "healthy"))["false_alarm"] is True
     assert score(control, _report([], "learning-slowly"))["false_alarm"] is True
     assert beats_baselines(0.5, {"mean": 1.0, "persistence": 0.7}) and not beats_baselines(0.6, {"mean": 0.7})
+    # Skill over the naive baseline at least 80% of the linear model's: 0.97 >= 0.8 * 1.0 for an exact echo.
+    assert beats_baselines(0.03, {"mean": 1.0, "linear": 0.0})
+    assert not beats_baselines(0.25, {"majority": 0.69, "linear": 0.10})  # skill 0.64 < 0.8 * 0.86
 
 
 def _record(code: str, top1: bool | None, top3: bool | None, alarm: bool | None, codes: list[str], seconds: float) -> dict:

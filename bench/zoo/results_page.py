@@ -78,7 +78,8 @@ def render(result: dict[str, Any]) -> str:
     h = s["healthy"]
     lines += [
         "",
-        f"Healthy controls: beat the best baseline's validation loss by >= 20% in the examined run "
+        f"Healthy controls with real skill (validation loss >= 20% below the best naive baseline's, and >= 80% of "
+        f"the linear baseline's skill over it), in the examined run "
         f"{_pct(h['beats_baselines_examined'])}, after the setup's own full training {_pct(h['beats_baselines_full_training'])}; "
         f"symptoms {h['symptoms']}; findings on them {h['findings'] or 'none'}.",
         "",
