@@ -143,14 +143,24 @@ def test_t309_near_miss_and_divergence() -> None:
 
 
 def test_t310_never_or_rarely_reset() -> None:
-    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=0, steps=500)).summary.startswith("Gradients are reset never")
-    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=2, steps=2000)) is not None
+    f = dynamics.gradient_accumulation(Evidence(zero_grad_calls=0, optimizer_steps=500))
+    assert f.code == "T310" and f.severity == "critical" and f.summary.startswith("Gradients are reset never")
+    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=2, optimizer_steps=2000)) is not None
+
+
+def test_t310_direct_checks_outweigh_the_call_count() -> None:
+    # zero_grad called every step, but on another optimizer: the gradients still pile up.
+    ev = Evidence(zero_grad_calls=100, optimizer_steps=100, grad_reset_checks=4, grad_accumulated_checks=4)
+    assert dynamics.gradient_accumulation(ev) is not None
+    ev.update(grad_accumulated_checks=1)
+    assert dynamics.gradient_accumulation(ev) is None
 
 
 def test_t310_deliberate_accumulation_is_fine() -> None:
-    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=125, steps=1000)) is None  # every 8 steps
-    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=0, steps=5)) is None  # too few to judge
-    assert dynamics.gradient_accumulation(Evidence()) is None
+    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=125, optimizer_steps=1000)) is None  # every 8 steps
+    assert dynamics.gradient_accumulation(Evidence(zero_grad_calls=0, optimizer_steps=5)) is None  # too few to judge
+    # An examination of a setup has no watcher: ``steps`` there is the window length.
+    assert dynamics.gradient_accumulation(Evidence(steps=48)) is None
 
 # --- T311 -----------------------------------------------------------------------------------
 

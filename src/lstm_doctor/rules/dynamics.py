@@ -315,11 +315,12 @@ def gradient_accumulation(ev: Evidence) -> Finding | None:
 
     Related: T301 learning-rate-too-high, T304 exploding-gradients
     """
-    calls, steps = ev.get("zero_grad_calls"), ev.get("steps")
+    # ``optimizer_steps``: the evidence key ``steps`` is the sequence length elsewhere.
+    calls, steps = ev.get("zero_grad_calls"), ev.get("optimizer_steps")
     if calls is None or not steps or steps < 10:
         return None
     checks, accumulated = ev.get("grad_reset_checks") or 0, ev.get("grad_accumulated_checks") or 0
-    evidence = {"zero_grad_calls": calls, "steps": steps, "threshold_steps_per_reset": RARE_RESET}
+    evidence = {"zero_grad_calls": calls, "optimizer_steps": steps, "threshold_steps_per_reset": RARE_RESET}
     if checks >= MIN_RESET_CHECKS:  # seen directly, whatever way the loop resets
         if accumulated / checks < 0.5:
             return None
