@@ -238,3 +238,14 @@ def test_classification_metrics_and_threshold():
     assert m["accuracy"] == 0.75 and m["balanced_accuracy"] == 0.5
     probs = torch.tensor([[0.4], [0.6]])
     assert Objective("mse", "binary", threshold=0.5).decide(probs).tolist() == [0, 1]
+
+
+def test_class_weighted_losses_average_over_samples():
+    weights = torch.tensor([1.0, 3.0, 0.5])
+    logits, labels = torch.randn(8, 3, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 1, 2, 1, 0, 2, 2, 1])
+    per_sample = nn.functional.cross_entropy(logits, labels, weight=weights, reduction="none")
+    assert torch.isclose(Objective("ce", "multiclass", class_weights=weights)(logits, labels), per_sample.mean())
+    binary = Objective("bce", "binary", class_weights=torch.tensor([1.0, 4.0]))
+    logit, y = logits[:, :1], (labels > 0).long()
+    expected = nn.functional.binary_cross_entropy_with_logits(logit[:, 0], y.float(), pos_weight=torch.tensor(4.0))
+    assert torch.isclose(binary(logit, y), expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -44,12 +45,18 @@ class Objective:
             self.fn = nn.BCEWithLogitsLoss(pos_weight=class_weights[1] / class_weights[0], reduction="none")
         else:
             self.fn = _ELEMENTWISE[loss]()
+        # The same loss averaged inside torch's fused kernel, for the training path; not
+        # for class-weighted CE, whose "mean" would divide by the weights, not the count.
+        self._mean_fn = None
+        if not self.custom and not (class_weights is not None and loss == "ce"):
+            self._mean_fn = copy.deepcopy(self.fn)
+            self._mean_fn.reduction = "mean"
 
-    def _unreduced(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The loss of every output, ``(B, ...)``."""
+    def _pair(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs and targets shaped for the loss function."""
         if self.name == "ce":
             # (B, C) or (B, T, C) logits against (B,) or (B, T) class indices.
-            return self.fn(out.movedim(-1, 1) if out.dim() == 3 else out, y.long())
+            return (out.movedim(-1, 1) if out.dim() == 3 else out), y.long()
         if self.name == "bce" or self.task == "binary":
             out = out.squeeze(-1)
             y = y.to(out.dtype)
@@ -57,11 +64,11 @@ class Objective:
             # A regression loss on class labels scores one-hot targets, as Keras'
             # loss="mse" with to_categorical labels does (a finding, M201, not an error).
             y = nn.functional.one_hot(y.long(), out.shape[-1]).to(out.dtype)
-        return self.fn(out, y.reshape(out.shape) if y.numel() == out.numel() else y)
+        return out, (y.reshape(out.shape) if y.numel() == out.numel() else y)
 
     def elementwise(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss per sample (and step when per-step), averaged over other axes."""
-        loss = self._unreduced(out, y)
+        loss = self.fn(*self._pair(out, y))
         if self.per_step:
             return loss.reshape(loss.shape[0], loss.shape[1], -1).mean(dim=-1) if loss.dim() > 2 else loss
         return loss.reshape(loss.shape[0], -1).mean(dim=1) if loss.dim() > 1 else loss
@@ -73,9 +80,11 @@ class Objective:
             loss = self.elementwise(out, y)
             mask = torch.arange(loss.shape[1], device=loss.device)[None, :] < lengths[:, None]
             return (loss * mask).sum() / mask.sum().clamp(min=1)
-        # Every sample (and step) has as many outputs, so the mean of all outputs is
-        # the mean of the per-sample means, one reduction fewer on the training path.
-        return self._unreduced(out, y).mean()
+        # Every sample (and step) has as many outputs, so the mean over all outputs is
+        # the mean of the per-sample means.
+        if self._mean_fn is not None:
+            return self._mean_fn(*self._pair(out, y))
+        return self.fn(*self._pair(out, y)).mean()
 
     def decide(self, out: torch.Tensor) -> torch.Tensor:
         """Predicted class indices from the model's outputs."""
