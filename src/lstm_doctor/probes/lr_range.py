@@ -3,18 +3,26 @@
 A fresh model is trained with the setup's own optimizer, loss, batch size and
 clipping while the learning rate grows exponentially from ``LR_START`` to
 ``LR_END``, one value per step, through the one training loop. The sweep stops
-when the smoothed loss exceeds ``DIVERGE_FACTOR`` times its best (or becomes
-non-finite): past that point every larger rate only diverges.
+when the recent level of the loss (the median of the last ~10% of the sweep)
+exceeds ``DIVERGE_FACTOR`` times its best, or the loss becomes non-finite:
+past that point every larger rate only diverges.
 
-Suggestion: the valley. The steepest point of the curve, the classic choice,
-moves around with noise (torch-lr-finder and Lightning's ``lr_find`` issues
-report suggestions decades apart between runs); the rate at the minimum is
-already at the edge of divergence. We take the stretch of the sweep over which
-the smoothed loss falls from 10% to 90% of its total drop and suggest its
-geometric middle, like fastai's ``valley`` (the middle of the longest descent).
-The safe range runs from where 10% of the drop is reached (below it, updates
-barely move the loss) to the minimum of the smoothed loss (above it, the loss
-rises). Several seeds are combined by their median.
+Smoothing: a centred rolling median over ~10% of the sweep, so that one noisy
+batch moves nothing and, unlike the usual exponential average, the curve does
+not lag (a lag shifts the valley towards larger rates).
+
+Suggestion: the valley. The steepest point of the curve, torch-lr-finder's and
+Lightning's default, follows the noise of a mini-batch curve
+(davidtvs/pytorch-lr-finder#106, Lightning-AI/pytorch-lightning#14248,
+ourownstory/neural_prophet#892); the rate at the minimum is already at the
+edge of divergence. We take the descent into the minimum, from the last point
+still above 10% of the total drop (earlier dips are noise) to where 90% of it
+is reached, and suggest its geometric middle, like fastai's ``valley`` (the
+middle of the longest descent). The safe range runs from the descent's start
+(below it, updates barely move the loss) to the minimum (above it, the loss
+rises). A drop smaller than 5% of the starting loss, or than 4 standard errors
+of the smoothed curve, is no valley: nothing is suggested. Several seeds are
+combined by their median.
 
 Evidence written: ``user_lr``, ``lr_suggested``, ``lr_safe_range`` ([lo, hi]),
 ``lr_range_start_loss`` and ``lr_range_min_loss`` (smoothed training loss at
@@ -128,6 +136,7 @@ def sweep(setup: Setup, steps: int, seed: int, deadline: float | None = None) ->
     per_epoch = math.ceil(len(data.train) / setup.batch_size)
     result = fit(model, setup.objective, optimizer, data, epochs=math.ceil(steps / per_epoch), batch_size=setup.batch_size,
                  clip_norm=setup.clip_norm, seed=seed, max_steps=steps, callbacks=[tracker], deadline=deadline)
+    result.raise_if_failed()  # a sweep cut by an exception ends at a random rate: no valley to read
     losses = tracker.losses
     valley = find_valley(lrs[: len(losses)], losses, steps)
     if result.stopped in ("diverged", "callback") and losses:
