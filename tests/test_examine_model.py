@@ -16,8 +16,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lstm_doctor import InputError, examine_model
+from lstm_doctor.budget import get_budget
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.own_model import setup_from_model
+from lstm_doctor.probes import ProbeContext
+from lstm_doctor.probes.padding import padding
 from lstm_doctor.rules.own_model import batch_first_mismatch, frozen_parameters
 
 
@@ -75,11 +78,10 @@ def criticals(report) -> list[str]:
     return [f.code for f in report.findings if f.severity == "critical"]
 
 
-@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
-def test_swapped_axes_on_italy_power_are_m208_first(italy_power, cell):
+def test_swapped_axes_on_italy_power_lstm_are_m208_first(italy_power):
     train, val = ucr(italy_power)
     torch.manual_seed(0)
-    model = Classifier(cell, 1, 2, batch_first=False)  # fed (batch, steps, features): the classic slip
+    model = Classifier(nn.LSTM, 1, 2, batch_first=False)  # fed (batch, steps, features): the classic slip
     report = examine_model(model, train, val, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
                            task="multiclass", epochs=10, batch_size=16)
     assert codes(report)[0] == "M208", report.findings
@@ -133,11 +135,10 @@ def test_frozen_gru_on_sunspots_is_m212_first(sunspots_frame):
     assert set(report.findings[0].evidence["frozen_parameters"]) == {"rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0"}
 
 
-@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
-def test_healthy_italy_power_has_no_critical_finding(italy_power, cell):
+def test_healthy_italy_power_gru_has_no_critical_finding(italy_power):
     train, val = ucr(italy_power)
     torch.manual_seed(0)
-    model = Classifier(cell, 1, 2)
+    model = Classifier(nn.GRU, 1, 2)
     report = examine_model(model, train, val, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
                            task="multiclass", epochs=15, batch_size=16)
     assert not criticals(report), report.findings
@@ -299,3 +300,50 @@ def test_m212_rule_severity_follows_what_is_frozen():
     assert found.severity == "warning"
     assert frozen_parameters(Evidence(frozen_parameters={}, parameters_not_in_optimizer={}, parameters_never_updated={},
                                       recurrent_parameters=recurrent, parameter_total=400)) is None
+
+
+class SoftmaxClassifier(Classifier):
+    """A softmax at the end, as tutorials for probabilities show, before CrossEntropyLoss."""
+
+    def __init__(self):
+        super().__init__(nn.LSTM, 1, 2)
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x):
+        return self.softmax(super().forward(x))
+
+
+def test_softmax_before_cross_entropy_is_m201(italy_power):
+    train, val = ucr(italy_power)
+    torch.manual_seed(0)
+    model = SoftmaxClassifier()
+    report = examine_model(model, train, val, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+                           task="multiclass", epochs=10, batch_size=16)
+    m201 = next(f for f in report.findings if f.code == "M201")
+    assert m201.severity == "critical" and m201.evidence["output_activation"] == "softmax" and m201.evidence["loss"] == "ce"
+
+
+def _padded_italy_power(italy_power):
+    """ItalyPowerDemand cut to 12-24 hours a day and zero-padded at the end, with the lengths."""
+    (x, y), (xv, yv) = ucr(italy_power)
+    cut = lambda a: torch.tensor([12 + i % 13 for i in range(len(a))])  # noqa: E731
+    pad = lambda a, n: torch.tensor(a) * (torch.arange(24)[None, :, None] < n[:, None, None])  # noqa: E731
+    n, nv = cut(x), cut(xv)
+    return (pad(x, n), torch.tensor(y), n), (pad(xv, nv), torch.tensor(yv), nv)
+
+
+def test_reading_the_last_padded_step_is_m209_and_packing_is_not(italy_power):
+    train, val = _padded_italy_power(italy_power)
+    optimizer = lambda m: torch.optim.Adam(m.parameters(), lr=1e-2)  # noqa: E731
+    torch.manual_seed(0)
+    last_step = Classifier(nn.GRU, 1, 2)  # forward(x) reads out[:, -1]: padding for 92% of the days
+    report = examine_model(last_step, train, val, loss=nn.CrossEntropyLoss(), optimizer=optimizer(last_step),
+                           task="multiclass", epochs=8, batch_size=16)
+    m209 = next(f for f in report.findings if f.code == "M209")
+    assert m209.severity == "critical" and m209.evidence["padding_influence"] > 0.01
+    # The near miss: a model that packs its batches by the lengths ignores the padding exactly.
+    packing = LengthsClassifier()
+    ctx = ProbeContext(setup_from_model(packing, train, val, loss=nn.CrossEntropyLoss(), optimizer=optimizer(packing),
+                                        task="multiclass"), get_budget("quick"))
+    padding(ctx)
+    assert ctx.evidence["padding_influence"] == 0.0 and ctx.evidence["padding_probe_sequences"] == 16

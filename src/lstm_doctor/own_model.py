@@ -11,11 +11,9 @@ NumPy and Python are the same after the examination as before it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
-import random
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,23 +26,15 @@ from lstm_doctor.examine import examine
 from lstm_doctor.objective import Objective
 from lstm_doctor.report import Report
 from lstm_doctor.setups import Setup
+from lstm_doctor.training import kept_random_state
 
 TASKS = ("regression", "binary", "multiclass")
 # Losses that take probabilities: a binary decision is then made at 0.5, not at logit 0.
 _PROBABILITY_LOSSES = (nn.BCELoss,)
-
-
-@contextlib.contextmanager
-def kept_random_state() -> Iterator[None]:
-    """Restore the random state of torch (CPU and CUDA), NumPy and Python on exit."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
+# PyTorch's losses by the names of the setup file's (training.loss), so the rules
+# that judge a loss (M201's softmax before ce, ...) read the user's the same way.
+LOSS_NAMES = {nn.MSELoss: "mse", nn.L1Loss: "mae", nn.HuberLoss: "huber", nn.SmoothL1Loss: "huber",
+              nn.BCEWithLogitsLoss: "bce", nn.CrossEntropyLoss: "ce"}
 
 
 class CallAdapter(nn.Module):
@@ -91,7 +81,8 @@ class UserLoss(Objective):
     def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], task: str, *, per_step: bool):
         threshold = 0.5 if isinstance(loss, _PROBABILITY_LOSSES) else 0.0
         super().__init__(loss, task, per_step=per_step, threshold=threshold)
-        self.name = type(loss).__name__ if isinstance(loss, nn.Module) else getattr(loss, "__name__", "loss")
+        own = type(loss).__name__ if isinstance(loss, nn.Module) else getattr(loss, "__name__", "loss")
+        self.name = LOSS_NAMES.get(type(loss), own)
         # ``custom`` gates the task metrics in evaluation and baselines; the
         # outputs of a known task support them whatever the loss is.
         self.custom = False

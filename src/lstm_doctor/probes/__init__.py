@@ -17,6 +17,7 @@ from lstm_doctor.probes.gradients import gradients
 from lstm_doctor.probes.initial_loss import initial_loss
 from lstm_doctor.probes.lr_range import lr_range
 from lstm_doctor.probes.memory_length import memory_length
+from lstm_doctor.probes.padding import padding
 from lstm_doctor.probes.predictions import predictions
 from lstm_doctor.probes.signal import signal
 from lstm_doctor.probes.small_batch import small_batch
@@ -29,6 +30,7 @@ PIPELINE: list[tuple[str, Probe]] = [
     ("baselines", baselines),
     ("signal", signal),  # after the baselines: reads the linear baseline's evidence
     ("axes", axes),
+    ("padding", padding),
     # Instruments (callbacks riding along the training run) come before it.
     ("gradients", gradients),
     ("memory_length", memory_length),

@@ -51,6 +51,8 @@ PAD_WARNING = 0.10
 PAD_CRITICAL = 0.5
 # M209, measured: an output moving by this share of the outputs' spread when only padding changes.
 PADDING_INFLUENCE = 1e-3
+# M209, measured: an output moving by this share of the outputs' spread when only padding changes.
+PADDING_INFLUENCE = 1e-3
 # M210: share of sequences whose per-step target never changes: a sequence label repeated.
 REPEATED_LABELS = 0.95
 # M213: dropout rate at which a narrow layer (under WIDE units) loses its signal,
@@ -573,6 +575,12 @@ def readout_misplaced(ev: Evidence) -> Finding | None:
       (a model that stops at each sequence's length gives exactly the same
       outputs), with the same 10% / 50% shares of padded sequences.
 
+      Your own model's readout is measured instead of read: a few padded
+      sequences are predicted as they are and with every padded step changed;
+      fires when an output moves by more than 1e-3 of the outputs' spread
+      (a model that stops at each sequence's length gives exactly the same
+      outputs), with the same 10% / 50% shares of padded sequences.
+
     Example
       JapaneseVowels (7-29 steps) zero-padded at the end to 29 and read at the
       last step: 79% of the utterances end in padding; the LSTM(32) reaches
@@ -598,6 +606,9 @@ def readout_misplaced(ev: Evidence) -> Finding | None:
     influence = ev.get("padding_influence")
     if readout is None and influence is not None:  # the user's own model: measured, not declared
         return _reads_padding(ev, influence)
+    influence = ev.get("padding_influence")
+    if readout is None and influence is not None:  # the user's own model: measured, not declared
+        return _reads_padding(ev, influence)
     if readout is None or pad.get("side") != "post":
         return None
     reads_last = readout == "last" or (readout == "true-end" and not pad.get("lengths_given"))
@@ -614,6 +625,23 @@ def readout_misplaced(ev: Evidence) -> Finding | None:
         fix="model.readout: true-end with the sequence lengths (or pad at the start)",
         severity="critical" if share >= PAD_CRITICAL else "warning",
         confidence=0.85,
+    )
+
+
+def _reads_padding(ev: Evidence, influence: float) -> Finding | None:
+    """M209 for a model whose readout is unknown: its outputs move with the content of the padding."""
+    share = (ev.get("padding") or {}).get("padded_sequences") or ev.get("padded_end_share") or 0.0
+    if influence <= PADDING_INFLUENCE or share < PAD_WARNING:
+        return None
+    return Finding.of(
+        "M209",
+        f"The model's outputs change by {influence:.2g}x their spread when only the padding after each sequence's "
+        f"length changes, and {share:.0%} of the sequences are padded: those predictions read the padding.",
+        {"padding_influence": influence, "threshold": PADDING_INFLUENCE, "padded_sequences": share,
+         "thresholds": {"warning": PAD_WARNING, "critical": PAD_CRITICAL}},
+        fix="Pack the batch (nn.utils.rnn.pack_padded_sequence with the lengths) or read out[torch.arange(B), lengths - 1].",
+        severity="critical" if share >= PAD_CRITICAL else "warning",
+        confidence=0.9,
     )
 
 
