@@ -86,6 +86,7 @@ def test_select_filters_by_split_code_and_limit():
     assert all(s.is_healthy for s in select(SCENARIOS, codes=["healthy"]))
     first = select(SCENARIOS, split="tuning", limit=40)
     assert len(first) == 40 and len({s.family for s in first}) >= 30  # families interleaved
+    assert sum(s.is_healthy for s in select(SCENARIOS, split="report", limit=100)) >= 10  # controls too
 
 
 # ------------------------------------------------------------------ injectors

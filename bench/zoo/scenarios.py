@@ -244,7 +244,10 @@ def _cells(family: Family, seeds: int, healthy_seeds: int) -> Iterable[Scenario]
 
 def all_scenarios(*, seeds: int = 2, healthy_seeds: int = 12) -> list[Scenario]:
     """Every scenario of the zoo, families interleaved (so a ``--limit`` run samples them all)."""
-    groups = [list(_cells(fam, seeds, healthy_seeds)) for fam in FAMILIES + COMBINED + [HEALTHY_FAMILY]]
+    groups = [list(_cells(fam, seeds, healthy_seeds)) for fam in FAMILIES + COMBINED]
+    # Controls interleave per dataset, so that a limited run keeps a fair share of them.
+    controls = list(_cells(HEALTHY_FAMILY, seeds, healthy_seeds))
+    groups += [[s for s in controls if s.dataset == d] for d in HEALTHY_FAMILY.datasets]
     out: list[Scenario] = []
     for i in range(max(len(g) for g in groups)):
         out.extend(g[i] for g in groups if i < len(g))
