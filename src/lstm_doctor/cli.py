@@ -101,11 +101,13 @@ def examine(
     pool = make_executor(executor, workers=workers, address=address) if treat else None
     report = run_examine(setup, budget=budget, treat=treat, time_limit=time_limit, ignore=_split_list(ignore) or (), executor=pool,
                          progress=True)
-    render(report, out)
+    # Written before anything is shown: a second Ctrl-C while printing must not lose the report.
     report.save_json(json_path)
-    out.print(f"Report written to {json_path}", style="dim", markup=False)
     if html_path is not None:
         report.save_html(html_path)
+    render(report, out)
+    out.print(f"Report written to {json_path}", style="dim", markup=False)
+    if html_path is not None:
         out.print(f"HTML report written to {html_path}", style="dim", markup=False)
     if write_setup is not None:
         if report.recommended_setup is None:
@@ -115,6 +117,8 @@ def examine(
 
             write_atomic(write_setup, "# The setup lstm-doctor verified (--treat).\n" + yaml.safe_dump(report.recommended_setup, sort_keys=False))
             out.print(f"Recommended setup written to {write_setup}", style="dim", markup=False)
+    if report.interrupted:  # as an interrupted command does, whatever was found: a cut-short run passes no gate
+        raise typer.Exit(130)
     raise typer.Exit(exit_code(report, fail_on.value))
 
 
@@ -167,7 +171,8 @@ def demo(
 
 def main() -> None:
     """Entry point: exit 0/1 as ``--fail-on`` says, 2 with one paragraph for a usage or
-    input error, 3 for an internal error; never a traceback (unless LSTM_DOCTOR_DEBUG)."""
+    input error, 3 for an internal error, 130 after Ctrl-C (the report of what was measured
+    is still written when the examination had begun); never a traceback (unless LSTM_DOCTOR_DEBUG)."""
     try:
         # Without standalone mode, typer returns the code of a raised typer.Exit.
         code = app(standalone_mode=False)

@@ -92,6 +92,9 @@ class Report:
     timing: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=versions)
+    # Ctrl-C cut the run short (status is then "incomplete"); not in the JSON: the
+    # command line exits 130 on it, as an interrupted command does.
+    interrupted: bool = False
 
     def worst(self) -> str | None:
         """The most severe severity among the findings, or None."""

@@ -15,6 +15,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -90,6 +91,15 @@ class TrainResult:
     error: str | None = None
     seconds: float = 0.0
 
+    def raise_if_failed(self) -> None:
+        """Raise :class:`TrainingError` when the model, the loss or the optimizer raised during
+        training or validation, :class:`TimeLimitReached` when the deadline cut the run short:
+        for a probe that reads a whole run, such a run measured nothing."""
+        if self.error is not None:
+            raise TrainingError(f"training raised {self.error} ({step_count(self.steps)} in)")
+        if self.stopped == "time-limit":
+            raise TimeLimitReached(f"the time limit stopped training {step_count(self.steps)} in")
+
     def best_val(self, key: str = "loss", mode: str = "min") -> float:
         vals = [v[key] for v in self.val if math.isfinite(v.get(key, float("nan")))]
         if not vals:
@@ -97,10 +107,37 @@ class TrainResult:
         return min(vals) if mode == "min" else max(vals)
 
 
+def step_count(n: int | None) -> str:
+    """``n`` optimizer steps, in words ("1 step", "12 steps")."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+class TrainingError(RuntimeError):
+    """A run that ``fit`` recorded as failed (``TrainResult.error``), raised by a probe that cannot use it."""
+
+
+class TimeLimitReached(TrainingError):
+    """A run that ``fit`` stopped at its deadline, raised by a probe that cannot use a partial run."""
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def kept_random_state() -> Iterator[None]:
+    """Restore the random state of torch (CPU and CUDA), NumPy and Python on exit,
+    however the block ends: what runs inside may seed freely."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -34,6 +34,7 @@ from lstm_doctor.budget import get_budget
 from lstm_doctor.data.windows import SequenceData, Windows
 from lstm_doctor.errors import InputError
 from lstm_doctor.evidence import Evidence
+from lstm_doctor.examine import note_training_faults
 from lstm_doctor.objective import Objective
 from lstm_doctor.probes.context import ProbeContext
 from lstm_doctor.probes.gates import GateMonitor
@@ -185,6 +186,7 @@ def judge_loop(ctx: ProbeContext, setup: dict[str, Any], logged: bool) -> Report
     report.probes = ctx.plots
     if not logged:
         report.notes.append("No training losses were logged; the loss curve and the symptom are not measured.")
+    note_training_faults(report, ev)
     return report
 
 

@@ -17,7 +17,8 @@ Evidence written: ``small_batch_size``, ``small_batch_steps``,
 ``small_batch_constant_loss``, ``small_batch_user_loss`` and
 ``small_batch_user_best`` (final and lowest loss at the user's settings),
 ``small_batch_sound_loss`` and ``small_batch_sound_best`` (the sound recipe),
-``small_batch_sound_lr``. A run that diverged or failed has a NaN final loss.
+``small_batch_sound_lr``. A run that diverged has a NaN final loss; a run in which the
+model raised fails the probe (the report notes it) and writes nothing.
 Plot ``small_batch``: ``loss`` (the user's settings), ``sound_loss``, ``constant_loss``.
 """
 
@@ -81,6 +82,7 @@ def small_batch(ctx: ProbeContext) -> None:
         result = fit(model, setup.objective, optimizer, data, epochs=math.ceil(steps / math.ceil(len(handful) / size)),
                      batch_size=size, clip_norm=clip, seed=setup.seed, max_steps=steps, deadline=ctx.deadline,
                      callbacks=[Memorised(DONE * constant)])
+        result.raise_if_failed()  # a model that raised was not shown unable to fit (T309)
         curves[name] = [v["loss"] for v in result.val]
         finite = [v for v in curves[name] if math.isfinite(v)]
         ev[f"small_batch_{name}_loss"] = _final_loss(result)

@@ -25,23 +25,33 @@ class TrialSpec:
     seed: int
     max_steps: int
     device: str = "cpu"
+    # Wall-clock time (time.time()) past which the trial stops, cut short ("time-limit");
+    # a monotonic clock means nothing in another process or on another machine.
+    deadline: float | None = None
 
 
 def run_trial(spec: TrialSpec, source: Any) -> dict[str, Any]:
     """Train once and return the final validation metrics and the curves.
 
-    A run that diverges or raises is a result (``diverged``/``error``), not an exception.
+    A run that diverges or raises is a result (``diverged``/``error``), not an exception;
+    one cut short by ``spec.deadline`` (``time-limit``) has no metrics: it trained less
+    than the trials it would be compared with.
     """
     t0 = time.perf_counter()
+    left = None if spec.deadline is None else spec.deadline - time.time()
+    if left is not None and left <= 0:  # not started: windowing the data alone may take seconds
+        return {"label": spec.label, "seed": spec.seed, "metrics": {}, "val_loss": [], "val_steps": [], "stopped": "time-limit",
+                "error": None, "steps": 0, "seconds": 0.0}
     config = parse_config(spec.config, f"treatment {spec.label}")
     config.training.seed = spec.seed
     try:
         setup = setup_from_config(config, raw=source, device=spec.device)
     except InputError as err:
         return {"label": spec.label, "seed": spec.seed, "error": str(err), "metrics": {}, "val_loss": [], "seconds": 0.0}
-    model, result = setup.train(seed=spec.seed, max_steps=spec.max_steps)
+    deadline = None if spec.deadline is None else time.monotonic() + (spec.deadline - time.time())
+    model, result = setup.train(seed=spec.seed, max_steps=spec.max_steps, deadline=deadline)
     final: dict[str, float] = {}
-    if result.stopped not in ("diverged", "error"):
+    if result.stopped not in ("diverged", "error", "time-limit"):
         # After training (early stopping restores its best weights), not the last record.
         final = evaluate(model, setup.objective, setup.data.val, setup.data)
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class TreatResult:
     recommended: Change | None = None
     recommended_setup: dict[str, Any] | None = None
     complete: bool = True
+    interrupted: bool = False  # by Ctrl-C
     notes: list[str] = field(default_factory=list)
 
 
@@ -85,8 +87,9 @@ def compare(before: list[float], after: list[float], lower_is_better: bool) -> d
 
 
 def _scores(results: list[dict | None], metric: str, worst: float) -> list[float]:
-    """The metric per finished trial; a run that diverged or failed scores ``worst``."""
-    return [r["metrics"].get(metric, worst) for r in results if r is not None]
+    """The metric per finished trial; a run that diverged or failed scores ``worst``.
+    A run cut short by the time limit is no result: it trained less than the others."""
+    return [r["metrics"].get(metric, worst) for r in results if r is not None and r.get("stopped") != "time-limit"]
 
 
 def _worst_value(ev: Evidence, task: str, n_classes: int) -> float:
@@ -111,8 +114,12 @@ def _trial_progress(enabled: bool, total: int):
 
 
 def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *,
-          executor: Executor | None = None, progress: bool = False) -> TreatResult:
-    """Try the candidate fixes for ``findings``; set ``verified`` on each finding tried."""
+          executor: Executor | None = None, progress: bool = False, deadline: float | None = None) -> TreatResult:
+    """Try the candidate fixes for ``findings``; set ``verified`` on each finding tried.
+
+    ``deadline`` (a ``time.monotonic()`` value) cuts the trials short; a treatment
+    without ``MIN_SEEDS`` finished trials on both sides is then not judged.
+    """
     out = TreatResult()
     if setup.config is None or setup.raw is None:
         out.notes.append("Treatments need a setup built from a setup file or setup_from(); this one was not.")
@@ -125,10 +132,11 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
     steps = budget.training_steps(Workload.of(setup))
     executor = executor or LocalExecutor()
     device = str(setup.device)
+    wall_deadline = None if deadline is None else time.time() + (deadline - time.monotonic())
 
     def specs(label: str, cfg) -> list[TrialSpec]:
         raw = cfg.model_dump(mode="json")
-        return [TrialSpec(label, raw, s, steps, device) for s in seeds]
+        return [TrialSpec(label, raw, s, steps, device, wall_deadline) for s in seeds]
 
     def run(groups: list[tuple[str, Any]]) -> dict[str, list[dict | None]]:
         flat = [s for label, cfg in groups for s in specs(label, cfg)]
@@ -137,6 +145,11 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
         grouped: dict[str, list[dict | None]] = {label: [] for label, _ in groups}
         for spec, r in zip(flat, results):
             grouped[spec.label].append(r)
+        cut = sum(1 for r in results if r is not None and r.get("stopped") == "time-limit")
+        if cut:
+            out.complete = False
+            out.notes.append(f"Time limit reached during the treatment trials: {cut} of {len(flat)} were cut short; "
+                             f"a treatment is judged only on {MIN_SEEDS} finished trials with it and without it.")
         return grouped
 
     chosen = candidates(findings, config, ev, MAX_CANDIDATES.get(budget.name, 4))
@@ -147,7 +160,7 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
     try:
         grouped = run(groups)
     except KeyboardInterrupt:
-        out.complete = False
+        out.complete, out.interrupted = False, True
         out.notes.append("Treatment trials were interrupted; no treatment was verified.")
         return out
     before = _scores(grouped["untreated"], metric, worst)
@@ -180,7 +193,7 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
         try:
             combo = _scores(run([(label, apply_change(config, combined))])[label], metric, worst)
         except KeyboardInterrupt:
-            combo, out.complete = [], False
+            combo, out.complete, out.interrupted = [], False, True
         if len(combo) >= MIN_SEEDS:
             vs_best = compare(best["metric"]["after"]["values"], combo, lower)
             verdict = compare(before, combo, lower)
