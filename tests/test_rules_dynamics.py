@@ -101,6 +101,17 @@ def test_t302_near_miss_the_loss_moves() -> None:
     assert dynamics.learning_rate_too_low(ev) is None
 
 
+def test_t302_without_a_suggestion_the_small_batch_is_the_witness() -> None:
+    ev = run([0.69] * 30, flat_train(0.01), user_lr=1e-4, lr_suggested=None, small_batch_size=16,
+             small_batch_constant_loss=0.693, small_batch_user_best=0.69, small_batch_sound_best=0.006,
+             small_batch_sound_lr=1e-2)
+    f = dynamics.learning_rate_too_low(ev)
+    assert f is not None and f.confidence == 0.7 and "not even on 16 training windows" in f.summary
+    # Near misses: the user's settings do move the small batch, or the recipe cannot fit it either.
+    assert dynamics.learning_rate_too_low(Evidence(ev, small_batch_user_best=0.5)) is None
+    assert dynamics.learning_rate_too_low(Evidence(ev, small_batch_sound_best=0.69)) is None
+
+
 def test_t302_capped_run_is_extrapolated_to_the_planned_training() -> None:
     # 300 of 3,000 planned steps with a 2% drop: even ten times that (20%) beats a quarter of 36%.
     ev = run([1.0] * 30, flat_train(0.02), user_lr=1e-5, lr_suggested=1e-2, lr_range_drop=0.36)
@@ -170,20 +181,32 @@ def test_t311_tiny_batches_with_an_unstable_run() -> None:
     assert f.code == "T311" and "unstable" in f.summary
 
 
-def test_t311_tiny_batches_with_a_healthy_run_are_fine() -> None:
-    assert dynamics.batch_size(run(falling(30), batch_size=2, n_train=500)) is None
+def test_t311_tiny_batches_with_a_healthy_run_are_only_worth_knowing() -> None:
+    f = dynamics.batch_size(run(falling(30), batch_size=2, n_train=500))
+    assert f.severity == "info" and "16x the steps" in f.summary
 
 
-def test_t311_too_few_steps() -> None:
-    ev = run([0.696, 0.695, 0.695, 0.694, 0.694, 0.693, 0.692, 0.69], per_eval=3, batch_size=32, n_train=67,
-             baseline_loss={"majority": 0.693})
+AT_BASELINE = [0.696, 0.695, 0.695, 0.694, 0.694, 0.693, 0.692, 0.69]
+
+
+def test_t311_too_few_steps_from_a_batch_of_most_windows() -> None:
+    ev = run(AT_BASELINE, per_eval=3, batch_size=64, n_train=67, baseline_loss={"majority": 0.693})
     f = dynamics.batch_size(ev)
-    assert f is not None and "24 optimizer steps" in f.summary and f.fix == "training.batch_size: 4 or more training.epochs"
+    assert f.severity == "warning" and "24 optimizer steps" in f.summary
+    assert f.fix == "training.batch_size: 4 or more training.epochs"
+
+
+def test_t311_few_steps_from_a_moderate_batch_are_too_few_epochs() -> None:
+    ev = run(AT_BASELINE, per_eval=3, batch_size=32, n_train=67, baseline_loss={"majority": 0.693}, epochs=8)
+    assert dynamics.batch_size(ev) is None
+    f = dynamics.too_few_epochs(ev)
+    assert f is not None and "24 optimizer steps" in f.summary and f.fix == "training.epochs: 34"
 
 
 def test_t311_few_steps_that_converged_are_fine() -> None:
-    ev = run(falling(8, 0.9, 0.2, rate=12.0), per_eval=3, batch_size=32, n_train=67)
+    ev = run(falling(8, 0.9, 0.2, rate=12.0), per_eval=3, batch_size=64, n_train=67)
     assert dynamics.batch_size(ev) is None
+    assert dynamics.too_few_epochs(ev) is None
 
 # --- T312 -----------------------------------------------------------------------------------
 
@@ -191,6 +214,12 @@ def test_t311_few_steps_that_converged_are_fine() -> None:
 def test_t312_still_improving_at_the_end() -> None:
     f = dynamics.too_few_epochs(run(falling(20, 0.95, 0.1, rate=1.0), epochs=20))
     assert f.code == "T312" and f.severity == "info" and f.fix == "training.epochs: 40"
+
+
+def test_t312_a_long_run_creeping_towards_the_constant_is_silent() -> None:
+    creeping = [1.2 - 0.2 * (1 - math.exp(-i / 20)) for i in range(40)]  # 1.2 down to ~1.03, baseline 1.0
+    ev = run(creeping, epochs=40)
+    assert dynamics.too_few_epochs(ev) is None
 
 
 def test_t312_converged_or_capped_is_silent() -> None:

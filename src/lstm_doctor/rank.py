@@ -61,6 +61,7 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "D111": ("T313", "T307"),  # and the majority class is the constant a collapsed model predicts
     # Few, large batches leave too few steps: the training stops while still improving.
     "T311": ("T312", "T307"),
+    "T312": ("T307",),  # stopped before the model got past a constant
 }
 
 

@@ -25,6 +25,9 @@ SWEEP_GAP = 1.5  # the run's final training loss over the lowest the range test 
 # T302
 LOW_RATIO = 30.0  # suggestion over the user's rate
 SLOW_FRACTION = 0.25  # the run's relative loss drop over the range test's
+BARELY_MOVES = 0.1  # without a range-test suggestion: the run's (projected) relative drop
+STUCK = 0.9  # small batch at the user's settings: still at 90% of the constant's loss
+MEMORISED = 0.1  # small batch with the sound recipe: a tenth of the constant's loss
 # T309
 BELOW_CONSTANT = 0.98  # a model that uses its input gets below the best constant's loss at once
 # T310
@@ -33,7 +36,7 @@ MIN_RESET_CHECKS = 3  # direct accumulation checks of the watcher that outweigh 
 # T311
 SMALL_BATCH = 4
 FEW_STEPS = 100
-LARGE_SHARE = 1 / 8
+LARGE_SHARE = 1 / 2  # one or two updates per epoch
 # T313
 INIT_FACTOR = 2.0  # the default PyTorch init stays within 10% of the neutral loss
 OFFSET_FACTOR = 10.0
@@ -137,11 +140,20 @@ def learning_rate_too_low(ev: Evidence) -> Finding | None:
       capped below your training, its drop is extrapolated on a straight line
       to your full training (an optimistic projection: the finding only fires
       when even that falls short).
+      When no rate of your optimizer made the loss fall within the sweep (plain
+      SGD on a small classification set often does not), fit-a-small-batch is
+      the witness: fires when, on 16 training windows, your settings stay at
+      90% or more of a constant prediction's loss while Adam at 1e-2
+      memorises them (a tenth of it), and your run's training loss moved less
+      than 10%.
 
     Example
       Yearly sunspots, standardized, LSTM(16) with plain SGD at lr 1e-5: in 320
       steps the training loss fell 6%, while the range test lowered it 36%
       with rates around 0.06; the validation loss stays at the mean's.
+      ItalyPowerDemand, LSTM(16), plain SGD at lr 1e-4: no SGD rate up to 10
+      lowers the loss within the sweep; on 16 windows the loss stays at 0.69
+      while Adam gets it to 0.006.
 
     Fix
       Setup file:  training.lr: the suggested rate; or training.optimizer: adam
@@ -153,25 +165,37 @@ def learning_rate_too_low(ev: Evidence) -> Finding | None:
     """
     lr, suggested, sweep_drop = ev.get("user_lr"), ev.get("lr_suggested"), ev.get("lr_range_drop")
     train = finite(ev.get("train_loss_steps") or [])
-    if not lr or not suggested or not sweep_drop or sweep_drop <= 0 or len(train) < 10:
-        return None
-    ratio = suggested / lr
-    if ratio < LOW_RATIO:
+    if not lr or len(train) < 10:
         return None
     run, planned = ev.get("steps_run") or len(train), ev.get("steps_planned") or len(train)
     drop = max(relative_drop(train), 0.0)
     projected = min(1.0, drop * max(planned / max(run, 1), 1.0))
-    if projected >= SLOW_FRACTION * sweep_drop:
-        return None
-    evidence = {"user_lr": lr, "suggested_lr": suggested, "ratio": round(ratio, 1), "run_drop": round(drop, 3),
-                "projected_drop": round(projected, 3), "sweep_drop": round(sweep_drop, 3), "steps_run": run,
+    evidence = {"user_lr": lr, "run_drop": round(drop, 3), "projected_drop": round(projected, 3), "steps_run": run,
                 "steps_planned": planned}
     for key in ("small_batch_user_best", "small_batch_sound_best", "small_batch_constant_loss"):
         if ev.get(key) is not None:
             evidence[key] = ev[key]
-    summary = (f"The learning rate {_lr(lr)} is {_gap(ratio)} below the suggested {_lr(suggested)}: in {run} steps "
-               f"the training loss fell {drop:.0%}, while the range test lowered it {sweep_drop:.0%}.")
-    return Finding.of("T302", summary, evidence, fix=f"training.lr: {_lr(suggested)}", confidence=0.85)
+    if suggested:
+        ratio = suggested / lr
+        if ratio < LOW_RATIO or not sweep_drop or sweep_drop <= 0 or projected >= SLOW_FRACTION * sweep_drop:
+            return None
+        evidence.update(suggested_lr=suggested, ratio=round(ratio, 1), sweep_drop=round(sweep_drop, 3))
+        summary = (f"The learning rate {_lr(lr)} is {_gap(ratio)} below the suggested {_lr(suggested)}: in {run} "
+                   f"steps the training loss fell {drop:.0%}, while the range test lowered it {sweep_drop:.0%}.")
+        return Finding.of("T302", summary, evidence, fix=f"training.lr: {_lr(suggested)}", confidence=0.85)
+    # No rate of this optimizer made the loss fall within the sweep: the small batch is the witness.
+    constant, user, sound = (ev.get(k) for k in ("small_batch_constant_loss", "small_batch_user_best",
+                                                 "small_batch_sound_best"))
+    if None in (constant, user, sound) or not constant > 0 or projected >= BARELY_MOVES:
+        return None
+    if not (user >= STUCK * constant and sound <= MEMORISED * constant):
+        return None
+    summary = (f"With your optimizer at lr {_lr(lr)} the loss does not move, not even on "
+               f"{ev.get('small_batch_size')} training windows ({user:.3g} against a constant's {constant:.3g}), "
+               f"while Adam at {_lr(ev.get('small_batch_sound_lr') or 1e-2)} memorises them ({sound:.2g}): "
+               f"the steps are too small.")
+    return Finding.of("T302", summary, evidence, fix="training.optimizer: adam with training.lr: 0.003",
+                      confidence=0.7)
 
 
 @rule("T308")
@@ -339,24 +363,26 @@ def gradient_accumulation(ev: Evidence) -> Finding | None:
 def batch_size(ev: Evidence) -> Finding | None:
     """What it means
       A batch of 1-4 windows gives a gradient that is mostly noise: the loss
-      jumps from step to step and the model wanders instead of descending. A
-      batch so large that the whole training takes fewer than 100 steps gives
-      clean gradients but too few updates for a recurrent network to get
-      anywhere.
+      jumps from step to step and the model wanders instead of descending,
+      and the training takes 8-30x more steps than at 32. A batch of half the
+      training windows or more gives clean gradients but only one or two
+      updates per epoch: fewer than 100 in the whole training are too few for
+      a recurrent network to get anywhere.
 
     How it is measured
       From the setup's batch size, training windows and planned steps, with
-      the instrumented run as the witness (the symptom's measures). Fires for
-      a batch of 4 or fewer when the run is unstable or does no better than a
-      constant; and for fewer than 100 planned steps with a batch of at least
-      an eighth of the training windows when the run does no better than a
-      constant or is still improving at its end (see T312). A small or large
-      batch whose run learns well is not reported.
+      the instrumented run as the witness (the symptom's measures). A batch of
+      4 or fewer: a warning when the run is unstable or does no better than a
+      constant, else worth knowing (info): it learns, slowly and noisily. A
+      batch of half the training windows or more with fewer than 100 planned
+      steps: a warning when the run does no better than a constant or is
+      still improving when it stops (see T312). Fewer than 100 steps from a
+      moderate batch is too few epochs (T312), not the batch.
 
     Example
-      ItalyPowerDemand (67 training series), batch 32, 20 epochs: 60 steps in
-      all; Adam at 1e-3 moves the validation loss from 0.696 to 0.689, still
-      the majority class's.
+      ElNino sea-surface temperatures, LSTM(16), the whole training set in one
+      batch for 5 epochs: 5 optimizer steps in all, and the validation loss
+      stays at the training mean's.
 
     Fix
       Setup file:  training.batch_size: 16 to 64 (and a learning rate from the
@@ -370,17 +396,21 @@ def batch_size(ev: Evidence) -> Finding | None:
     if not batch or not val_curve(ev)[0]:
         return None
     evidence = {"batch_size": batch, "steps_planned": planned, "n_train": n_train}
-    if batch <= SMALL_BATCH and (unstable(ev) or not_learning(ev)):
-        what = "unstable" if unstable(ev) else "no better than a constant"
-        summary = f"Batches of {batch} give noisy gradients: the run is {what}."
-        return Finding.of("T311", summary, evidence, fix="training.batch_size: 32", confidence=0.6)
+    if batch <= SMALL_BATCH:
+        if unstable(ev) or not_learning(ev):
+            what = "unstable" if unstable(ev) else "no better than a constant"
+            return Finding.of("T311", f"Batches of {batch} give noisy gradients: the run is {what}.", evidence,
+                              fix="training.batch_size: 32", confidence=0.6)
+        summary = (f"Batches of {batch} train, but take {32 // batch}x the steps of batches of 32 and follow noisy "
+                   f"gradients.")
+        return Finding.of("T311", summary, evidence, fix="training.batch_size: 32", severity="info", confidence=0.5)
     if planned and n_train and planned < FEW_STEPS and batch >= LARGE_SHARE * n_train:
         if not_learning(ev) or still_falling(ev):
             evidence["late_share"] = late_share(val_curve(ev)[0])
             summary = (f"Batches of {batch} out of {n_train} windows leave {planned} optimizer steps in the whole "
                        f"training, too few to learn: the run " +
                        ("does no better than a constant." if not_learning(ev) else "is still improving when it stops."))
-            fix = f"training.batch_size: {max(1, n_train // 16)} or more training.epochs"
+            fix = f"training.batch_size: {max(1, min(32, n_train // 16))} or more training.epochs"
             return Finding.of("T311", summary, evidence, fix=fix, confidence=0.65)
     return None
 
@@ -396,12 +426,14 @@ def too_few_epochs(ev: Evidence) -> Finding | None:
       run says nothing about your last epochs): how much of the validation
       loss's whole fall (from the first evaluation to the median of the last
       quarter) was made in the last quarter of the evaluations (from the third
-      quarter's median to the last's). Fires at 10% or more, unless the run
-      is overfitting or does no better than a constant (then more of the same
-      epochs only creep towards the constant; see T302, T311): an exponential approach to its final level makes about
-      10% of its fall in the last quarter when it has run three time
-      constants, the point where it is 95% of the way there; a straight line
-      makes 25%.
+      quarter's median to the last's). Fires at 10% or more: an exponential
+      approach to its final level makes about 10% of its fall in the last
+      quarter when it has run three time constants, the point where it is 95%
+      of the way there; a straight line makes 25%. Not when the run is
+      overfitting; not when it does no better than a constant over 100 steps
+      or more (it only creeps towards the constant: see T302). A training of
+      fewer than 100 optimizer steps fires unless its curve has levelled off,
+      as nothing recurrent learns in a few dozen updates.
 
     Example
       ItalyPowerDemand, LSTM(16), Adam at 3e-3, batch 16, 30 epochs: the
@@ -417,20 +449,27 @@ def too_few_epochs(ev: Evidence) -> Finding | None:
     Related: T302 learning-rate-too-low, T311 batch-size, T308 overfitting
     """
     run, planned = ev.get("steps_run"), ev.get("steps_planned")
-    if not run or not planned or run < planned or ev.get("stopped") != "completed":
-        return None
-    if overfitting(ev) or not_learning(ev):  # a run at the baseline only creeps towards the constant
-        return None
-    if not still_falling(ev):
+    if not run or not planned or run < planned or ev.get("stopped") != "completed" or overfitting(ev):
         return None
     val, _ = val_curve(ev)
     share = late_share(val)
-    evidence = {"late_share": round(share, 3), "threshold": STILL_FALLING, "epochs": ev.get("epochs"),
-                "final_val_loss": val[-1]}
-    summary = (f"The last quarter of training made {share:.0%} of the validation loss's whole fall, down to "
-               f"{val[-1]:.3g}: it is still improving when training stops, so more epochs would help.")
+    short = planned < FEW_STEPS
+    if short:
+        if share is not None and share < STILL_FALLING:  # levelled off even so
+            return None
+    elif not still_falling(ev) or not_learning(ev):  # a long run at the baseline only creeps towards the constant
+        return None
+    evidence = {"late_share": None if share is None else round(share, 3), "threshold": STILL_FALLING,
+                "steps_planned": planned, "epochs": ev.get("epochs"), "final_val_loss": val[-1]}
+    if short:
+        summary = (f"The whole training is {planned} optimizer steps, too few to learn: the validation loss ends at "
+                   f"{val[-1]:.3g}" + (", still falling." if share is not None else "."))
+    else:
+        summary = (f"The last quarter of training made {share:.0%} of the validation loss's whole fall, down to "
+                   f"{val[-1]:.3g}: it is still improving when training stops, so more epochs would help.")
     epochs = ev.get("epochs")
-    return Finding.of("T312", summary, evidence, fix=f"training.epochs: {2 * epochs}" if epochs else "more epochs",
+    more = max(2 * epochs, math.ceil(epochs * FEW_STEPS / planned)) if epochs and short else (2 * epochs if epochs else None)
+    return Finding.of("T312", summary, evidence, fix=f"training.epochs: {more}" if more else "more epochs",
                       confidence=0.7)
 
 
