@@ -17,13 +17,12 @@ import re
 from typing import Any, Callable
 
 import matplotlib
+from matplotlib.axes import Axes
+# Figures are built without pyplot: no display is needed, and the backend of a user's
+# session (a notebook's inline plots) is left alone.
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display needed, and never open a window
-
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from lstm_doctor.render.wording import num  # noqa: E402
+from lstm_doctor.render.wording import num
 
 # A palette readable by colour-blind readers (Okabe-Ito).
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
