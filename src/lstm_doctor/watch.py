@@ -120,7 +120,10 @@ class LoopRecord:
         self.profiles: list[Any] = []  # relative input-gradient profiles, first to last
 
     def add_loss(self, loss: torch.Tensor | float, outputs: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> None:
-        self.losses.append(loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss)))
+        if isinstance(loss, torch.Tensor):
+            self.losses.append(loss.detach() if loss.dim() == 0 else loss.detach().reshape(()))
+        else:
+            self.losses.append(torch.tensor(float(loss)))
         if outputs is not None and targets is not None and sampled(len(self.losses) - 1, self.every):
             self.outputs.append((outputs.detach().cpu(), targets.detach().cpu()))
 
@@ -230,7 +233,7 @@ class Watch:
         # Total gradient norm of every step: the gradient monitor measures it on
         # sampled steps only here, and this dense series replaces its own at the end.
         self.totals: list[float] = []
-        self._norms: list[torch.Tensor] = []
+        self._norms: list[list[torch.Tensor]] = []
         self._params: list[nn.Parameter] = []
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
@@ -420,13 +423,19 @@ class Watch:
         """This step's total gradient norm, kept as a tensor: no host sync at every step (converted on sampled steps)."""
         grads = [p.grad for p in self._params if p.grad is not None]
         if not grads:
-            self._norms.append(torch.tensor(0.0))
+            self._norms.append([torch.tensor(0.0)])
         elif len({g.device for g in grads}) == 1:
-            self._norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+            self._norms.append(torch._foreach_norm(grads))  # one kernel per step; combined on sampled steps
         else:
-            self._norms.append(torch.nn.utils.get_total_norm(grads))
+            self._norms.append([torch.nn.utils.get_total_norm(grads)])
         if sampled(self.state.step, self.every):
-            self.totals += torch.stack([n.float().cpu() for n in self._norms]).tolist()
+            self._flush_norms()
+
+    def _flush_norms(self) -> None:
+        """The kept per-parameter norms of each step as total norms (one host sync for them all)."""
+        if self._norms:
+            totals = [torch.linalg.vector_norm(torch.stack([n.float() for n in norms])).cpu() for norms in self._norms]
+            self.totals += torch.stack(totals).tolist()
             self._norms.clear()
 
     def after_step(self) -> None:
@@ -450,8 +459,7 @@ class Watch:
             return
         self._finished = True
         if self.state is not None:
-            if self._norms:
-                self.totals += torch.stack([n.float().cpu() for n in self._norms]).tolist()
+            self._flush_norms()
             self.instruments[0].totals = self.totals  # the gradient monitor judges spikes on every step's norm
             self._run("on_train_end")
         else:  # no optimizer step was seen

@@ -85,9 +85,10 @@ class KerasMirror(nn.Module):
     """A Keras model's weights (and probe-batch gradients) as PyTorch parameters.
 
     Recurrent layers become their PyTorch modules; every other layer's
-    variables are kept as parameters under the layer's name. ``forward`` runs
-    each recurrent module on the input its Keras layer received for the probe
-    batch, so the gate probe can recompute its gates.
+    variables are kept as parameters under the layer's name. ``forward(x)``
+    runs each recurrent module on the input its Keras layer receives for ``x``
+    (through ``layer_inputs``, the Keras model cut at those layers), so the gate
+    probe can recompute the gates on any batch it picks.
     """
 
     def __init__(self, model: keras.Model):
@@ -111,7 +112,7 @@ class KerasMirror(nn.Module):
                 self.recurrent.append((name, layer))
             self.add_module(name, module)
             self.owners.append((name, layer, mine))
-        self.layer_inputs: dict[str, torch.Tensor] = {}
+        self.layer_inputs: Callable[[np.ndarray], list[np.ndarray]] | None = None
 
     def load(self, values: list[np.ndarray], grads: list[np.ndarray] | None = None) -> None:
         """Set the parameters to the Keras values (and their ``.grad`` to the Keras gradients)."""
@@ -132,9 +133,9 @@ class KerasMirror(nn.Module):
                         p.grad = torch.as_tensor(np.ascontiguousarray(new_grads[j]), dtype=p.dtype).reshape(p.shape).clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for name, _ in self.recurrent:
-            if name in self.layer_inputs:
-                getattr(self, name)(self.layer_inputs[name])
+        if self.layer_inputs is not None:
+            for (name, _), a in zip(self.recurrent, self.layer_inputs(x.detach().cpu().numpy())):
+                getattr(self, name)(torch.as_tensor(np.asarray(a), dtype=torch.float32))
         return x
 
 
@@ -208,7 +209,6 @@ class DoctorCallback(keras.callbacks.Callback):
         self.lrs: list[float] = []
         self._epoch_mean = (0, 0.0)  # (batches seen this epoch, running mean Keras reported)
         self._own_step = None
-        self._layer_inputs: keras.Model | None = None  # the model up to each recurrent layer's input
 
     # --- fit's hooks -------------------------------------------------------
 
@@ -243,7 +243,7 @@ class DoctorCallback(keras.callbacks.Callback):
             self._start()  # the first batch was caught
         step = self.state.step = self.state.step + 1
         if sampled(step - 1, self.every) or sampled(step, self.every):  # an update to compare, or gates to measure
-            self._refresh(gates=sampled(step, self.every))
+            self._refresh()
             self._run("after_step")
         if sampled(step - 1, self.every):
             self.lrs.append(float(_numpy(self.model.optimizer.learning_rate)))
@@ -261,7 +261,7 @@ class DoctorCallback(keras.callbacks.Callback):
         if self.state is None:
             self.ctx = ProbeContext(LoopSetup(None), get_budget("quick"))
         else:
-            self._refresh(gates=True)
+            self._refresh()
             self._run("on_train_end")
         self.record.write(self.ctx, self.state.step if self.state else 0)
         self.ctx.evidence.update(source_kind="keras", lr_steps=self.lrs, lr=self.lrs[-1] if self.lrs else None,
@@ -295,28 +295,33 @@ class DoctorCallback(keras.callbacks.Callback):
         self._gradients = gradient_function(self.model)
         self.instruments = [GradientMonitor(self.ctx)]
         if self.mirror.recurrent and x.ndim == 3:
+            self._cut_at_recurrent_layers()
+        if self.mirror.recurrent and x.ndim == 3:
             self.instruments.append(GateMonitor(self.ctx))
         self.state = TrainState(self.mirror, None, None, self.ctx.setup.data)
-        self._refresh(gates=True)
+        self._refresh()
         self._run("on_train_begin")
 
     def _values(self) -> list[np.ndarray]:
         return [_numpy(v) for v in self.model.trainable_variables]
 
-    def _refresh(self, gates: bool) -> None:
-        """Mirror the current weights (and, for the gate probe, what each recurrent layer receives)."""
+    def _refresh(self) -> None:
+        """Mirror the current weights."""
         self.mirror.load(self._values())
-        if gates and self.mirror.recurrent:
-            if self._layer_inputs is None:
-                try:
-                    self._layer_inputs = keras.Model(self.model.inputs, [layer.input for _, layer in self.mirror.recurrent])
-                except (AttributeError, ValueError, TypeError):
-                    self.mirror.recurrent.clear()  # a subclassed model has no graph to read layer inputs from: no gates
-                    return
-            inputs = self._layer_inputs([self.probe[0]], training=False)
-            inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-            self.mirror.layer_inputs = {name: torch.as_tensor(_numpy(a), dtype=torch.float32)
-                                        for (name, _), a in zip(self.mirror.recurrent, inputs)}
+
+    def _cut_at_recurrent_layers(self) -> None:
+        """Let the mirror compute what each recurrent layer receives (no gates for a model without a graph)."""
+        try:
+            cut = keras.Model(self.model.inputs, [layer.input for _, layer in self.mirror.recurrent])
+        except (AttributeError, ValueError, TypeError):
+            self.mirror.recurrent.clear()  # a subclassed model has no graph to read layer inputs from
+            return
+
+        def layer_inputs(x: np.ndarray) -> list[np.ndarray]:
+            out = cut([x], training=False)
+            return [_numpy(a) for a in (out if isinstance(out, (list, tuple)) else [out])]
+
+        self.mirror.layer_inputs = layer_inputs
 
     def _run(self, hook: str) -> None:
         for instrument in self.instruments:
