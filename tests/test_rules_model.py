@@ -231,8 +231,11 @@ def test_m207_forget_bias_judged_on_memory_against_the_period(sunspots_frame):
     assert rules.forget_bias(ev("default", memory=None)) is None  # not measured: silent on a default bias
     assert rules.forget_bias(ev(-3.0, memory=None)).severity == "info"
     better = ev("default", memory=4)
-    better.update(val_history=[{"loss": 0.2}], input_free_loss=1.0, linear_baseline_loss=0.3)
-    assert rules.forget_bias(better) is None  # it beats a linear model over the window: memory is enough
+    better.update(val_history=[{"loss": 0.35}], input_free_loss=1.0, linear_baseline_loss=0.3)
+    assert rules.forget_bias(better) is None  # 93% of a linear model's gain: memory is enough
+    worse = ev("default", memory=4)
+    worse.update(val_history=[{"loss": 0.6}], input_free_loss=1.0, linear_baseline_loss=0.3)
+    assert rules.forget_bias(worse).severity == "warning"  # 57%
 
 
 # ---------------------------------------------------------------- M209

@@ -14,6 +14,7 @@ from lstm_doctor.evidence import Evidence
 from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.probes.signal import repaired_data, signal
+from lstm_doctor.rules import page
 from lstm_doctor.rules.signal import no_learnable_signal
 
 
@@ -120,3 +121,9 @@ def test_linear_baseline_vetoes_only_when_clear():
     assert no_learnable_signal(_ev(linear_skill=0.3, linear_p_value=0.2)).code == "D110"  # not significant
     assert no_learnable_signal(_ev(linear_skill=0.02, linear_p_value=0.001)).code == "D110"  # not material
     assert no_learnable_signal(_ev(linear_skill=None, linear_p_value=None)).code == "D110"  # p-value alone
+
+
+def test_page():
+    text = page("D110")
+    for section in ("What it means", "How it is measured", "Example", "Fix", "PyTorch:", "Keras:", "Related:"):
+        assert section in text
