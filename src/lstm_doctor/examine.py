@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from lstm_doctor.budget import get_budget
 from lstm_doctor.errors import InputError
 from lstm_doctor.evidence import Evidence
+from lstm_doctor.findings import Finding
 from lstm_doctor.inspect import inspect_setup
 from lstm_doctor.probes import PIPELINE, ProbeContext
 from lstm_doctor.rank import rank
@@ -80,7 +81,7 @@ def examine(
             report.status, report.interrupted = "incomplete", True
             report.notes.append("Interrupted; the report holds what was measured until then.")
         note_training_faults(report, ctx.evidence)
-        report.findings = rank(judge(ctx.evidence, ignore=ignore))
+        report.findings = rank(judge_noting_failures(report, ctx.evidence, ignore))
         report.symptom = judge_symptom(ctx.evidence)
         report.baselines = ctx.evidence.get("baselines", {})
         report.probes = ctx.plots
@@ -141,6 +142,16 @@ def note_training_faults(report: Report, ev: Evidence) -> None:
         report.notes.extend(notes)
 
 
+def judge_noting_failures(report: Report, ev: Evidence, ignore: Iterable[str] = ()) -> list[Finding]:
+    """The rules' findings; a rule that raises (a bug) is skipped, noted, and makes the report incomplete."""
+    failed: dict[str, str] = {}
+    findings = judge(ev, ignore=ignore, failed=failed)
+    for code, err in failed.items():
+        report.status = "incomplete"
+        report.notes.append(f"The {code} rule failed ({err}) and was skipped; please report it.")
+    return findings
+
+
 def training_faults(ev: Evidence) -> list[str]:
     """Notes on what failed inside the instrumented run: the model raising, instruments switched off."""
     notes = []
@@ -154,7 +165,7 @@ def training_faults(ev: Evidence) -> list[str]:
     failed = ev.get("instrument_errors") or {}
     if failed:
         listed = "; ".join(f"{name} ({err})" for name, err in failed.items())
-        notes.append(f"Instruments of the training run failed and were switched off: {listed}.")
+        notes.append(f"Instruments of the training run failed and were switched off: {listed}{_memory_hint(listed)}.")
     return notes
 
 

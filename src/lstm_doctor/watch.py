@@ -34,7 +34,7 @@ from lstm_doctor.budget import get_budget
 from lstm_doctor.data.windows import SequenceData, Windows
 from lstm_doctor.errors import InputError
 from lstm_doctor.evidence import Evidence
-from lstm_doctor.examine import note_training_faults
+from lstm_doctor.examine import judge_noting_failures, note_training_faults
 from lstm_doctor.objective import Objective
 from lstm_doctor.probes.context import ProbeContext
 from lstm_doctor.probes.gates import GateMonitor
@@ -44,7 +44,6 @@ from lstm_doctor.probes.memory_length import relative_profile, write_memory
 from lstm_doctor.probes.predictions import PredictionSpread
 from lstm_doctor.rank import rank
 from lstm_doctor.report import Report
-from lstm_doctor.rules import judge
 from lstm_doctor.symptom import judge_symptom
 from lstm_doctor.training import Callback, TrainState
 
@@ -184,7 +183,7 @@ def judge_loop(ctx: ProbeContext, setup: dict[str, Any], logged: bool) -> Report
     """The report on a loop's evidence: the same rules, ranking and symptom as ``examine``."""
     ev = Evidence(ctx.evidence)
     report = Report(setup=setup)
-    report.findings = rank(judge(ev))
+    report.findings = rank(judge_noting_failures(report, ev))
     report.symptom = judge_symptom(ev)
     report.probes = ctx.plots
     if not logged:

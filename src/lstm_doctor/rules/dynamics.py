@@ -459,11 +459,12 @@ def too_few_epochs(ev: Evidence) -> Finding | None:
             return None
     elif not still_falling(ev) or not_learning(ev):  # a long run at the baseline only creeps towards the constant
         return None
+    final = val[-1] if val else None  # a watched loop may log no validation
     evidence = {"late_share": None if share is None else round(share, 3), "threshold": STILL_FALLING,
-                "steps_planned": planned, "epochs": ev.get("epochs"), "final_val_loss": val[-1]}
+                "steps_planned": planned, "epochs": ev.get("epochs"), "final_val_loss": final}
     if short:
-        summary = (f"The whole training is {planned} optimizer steps, too few to learn: the validation loss ends at "
-                   f"{val[-1]:.3g}" + (", still falling." if share is not None else "."))
+        ends = "" if final is None else f": the validation loss ends at {final:.3g}" + (", still falling" if share is not None else "")
+        summary = f"The whole training is {planned} optimizer steps, too few to learn{ends}."
     else:
         summary = (f"The last quarter of training made {share:.0%} of the validation loss's whole fall, down to "
                    f"{val[-1]:.3g}: it is still improving when training stops, so more epochs would help.")

@@ -47,15 +47,26 @@ def _load_all() -> None:
             importlib.import_module(f"{package.__name__}.{info.name}")
 
 
-def judge(ev: Evidence, *, ignore: Iterable[str] = ()) -> list[Finding]:
-    """Run every rule on ``ev``; the findings in catalog order (ranking comes later)."""
+def judge(ev: Evidence, *, ignore: Iterable[str] = (), failed: dict[str, str] | None = None) -> list[Finding]:
+    """Run every rule on ``ev``; the findings in catalog order (ranking comes later).
+
+    With ``failed``, a rule that raises is skipped and its error recorded there
+    (code -> "Type: message"), so that one rule's bug costs its finding, not the
+    examination; without it the error propagates.
+    """
     _load_all()
     skip = {c.upper() for c in ignore}
     found: list[Finding] = []
     for code in sorted(RULES):
         if code in skip:
             continue
-        out = RULES[code].check(ev)
+        try:
+            out = RULES[code].check(ev)
+        except Exception as err:
+            if failed is None:
+                raise
+            failed[code] = f"{type(err).__name__}: {err}"
+            continue
         if out is None:
             continue
         found.extend([out] if isinstance(out, Finding) else list(out))
