@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from lstm_doctor.setups import Setup
@@ -51,13 +52,14 @@ _DENSE_EIG_MAX = 256
 
 
 def spectral_radius(w: torch.Tensor) -> float:
-    """Largest |eigenvalue| of a square matrix."""
+    """Largest |eigenvalue| of a square matrix (one BLAS thread: small matrices, busy cores)."""
     a = w.detach().double().cpu().numpy()
-    if a.shape[0] <= _DENSE_EIG_MAX:
-        return float(np.max(np.abs(np.linalg.eigvals(a))))
-    from scipy.sparse.linalg import eigs
+    with threadpool_limits(1):
+        if a.shape[0] <= _DENSE_EIG_MAX:
+            return float(np.max(np.abs(np.linalg.eigvals(a))))
+        from scipy.sparse.linalg import eigs
 
-    return float(np.abs(eigs(a, k=1, which="LM", return_eigenvectors=False, tol=1e-3)[0]))
+        return float(np.abs(eigs(a, k=1, which="LM", return_eigenvectors=False, tol=1e-3)[0]))
 
 
 @torch.no_grad()
