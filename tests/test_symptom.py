@@ -94,6 +94,12 @@ def test_a_little_below_the_baseline_is_not_learning_a_lot_below_is() -> None:
     assert judge_symptom(curve(decay(30, 1.0, 0.9))) == "healthy"
 
 
+def test_a_neutral_output_that_beats_the_training_priors_is_the_constant_to_beat() -> None:
+    # Training 90/10, validation balanced: the priors score 1.2, uniform (zero logits) 0.69.
+    ev = curve(noisy([0.69] * 30, 0.005), baseline_loss={"majority": 1.2}, zero_output_loss=0.693)
+    assert judge_symptom(ev) == "not-learning"
+
+
 def test_capped_run_that_will_get_below_the_baseline_is_learning_slowly() -> None:
     # 100 of 1,000 planned steps: falling 0.002 per step from 1.2, the line crosses 0.95 long before the end.
     val = [1.2 - 0.02 * i for i in range(10)]

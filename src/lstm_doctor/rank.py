@@ -60,7 +60,7 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "M210": ("T307", "T309"),
     "D111": ("T313", "T307"),  # and the majority class is the constant a collapsed model predicts
     # Few, large batches leave too few steps: the training stops while still improving.
-    "T311": ("T312", "T307"),
+    "T311": ("T312", "T307", "T304"),  # and batches of 1-4 make the gradient norm spike
     "T312": ("T307",),  # stopped before the model got past a constant
 }
 

@@ -13,7 +13,8 @@ that the training-dynamics rules judge by the same measure:
   or more from one evaluation to the next through the second half of the run
   without falling (its last quarter is not 10% below its second).
 - ``not-learning``: the best validation loss stays within 5% of the best
-  input-free baseline (the training mean or the class priors), and, when the
+  constant prediction's (the training mean or the class priors, or a neutral
+  output when that does better on validation), and, when the
   run was capped below the setup's training, a straight-line extrapolation of
   its second half to the planned steps does not get below it either (a
   decelerating curve does less: the extrapolation can only favour the model).
@@ -42,6 +43,14 @@ NEAR_BASELINE = 0.95
 OVERFIT_RISE = 1.2
 SLOW_LR_RATIO = 10.0
 STILL_FALLING = 0.1  # share of the fall made in the last quarter: under ~3 time constants of an exponential approach
+
+
+def constant_loss(ev: Evidence) -> float | None:
+    """The validation loss of the best constant prediction measured: the input-free baseline (training
+    mean or class priors) or the neutral output (zero logits: uniform classes), whichever is lower.
+    With class priors that differ between training and validation, uniform can beat the priors."""
+    found = [v for v in (input_free_loss(ev), ev.get("zero_output_loss")) if v is not None and finite([v])]
+    return min(found) if found else None
 
 
 def val_curve(ev: Evidence) -> tuple[list[float], list[int]]:
@@ -87,7 +96,7 @@ def projected_loss(ev: Evidence) -> float | None:
 
 def not_learning(ev: Evidence) -> bool:
     val, _ = val_curve(ev)
-    base = input_free_loss(ev)
+    base = constant_loss(ev)
     if not val or base is None:
         return False
     projected = projected_loss(ev)
@@ -103,7 +112,7 @@ def overfitting(ev: Evidence) -> bool:
 
 def learning_slowly(ev: Evidence) -> bool:
     val, _ = val_curve(ev)
-    base = input_free_loss(ev)
+    base = constant_loss(ev)
     if not val or base is None:
         return False
     if min(val) >= NEAR_BASELINE * base:  # only an extrapolation gets it below the baseline
