@@ -74,15 +74,15 @@ def assert_both_outcomes(seen: Counter) -> None:
 
 
 def test_csv_files():
-    assert_both_outcomes(fuzz_files(csv_case(), 350))
+    assert_both_outcomes(fuzz_files(csv_case(), 400))
 
 
 def test_parquet_files():
-    assert_both_outcomes(fuzz_files(parquet_case(), 200))
+    assert_both_outcomes(fuzz_files(parquet_case(), 220))
 
 
 def test_npz_files():
-    assert_both_outcomes(fuzz_files(npz_case(), 300))
+    assert_both_outcomes(fuzz_files(npz_case(), 330))
 
 
 GOOD_CSV = "t,s,x,y\n" + "".join(f"{i},s{i // 150},{np.sin(i / 3):.4f},{np.cos(i / 3):.4f}\n" for i in range(300))
@@ -91,7 +91,7 @@ GOOD_CSV = "t,s,x,y\n" + "".join(f"{i},s{i // 150},{np.sin(i / 3):.4f},{np.cos(i
 def test_setup_files():
     seen: Counter = Counter()
 
-    @settings(FUZZ, max_examples=250)
+    @settings(FUZZ, max_examples=300)
     @given(setup_dict())
     def run(raw: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as folder:
