@@ -12,6 +12,7 @@ begun: a test that waits for the line interrupts the run right there.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 
 from lstm_doctor.budget import BUDGETS
@@ -58,6 +59,8 @@ def main() -> None:
     BUDGETS["quick"] = dataclasses.replace(SMALL, name="quick")
     args = sys.argv[1:]
     if args[:1] == ["--mark"]:
+        # Python ignores SIGINT when started in the background by a shell; the tests play an interactive Ctrl-C.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         {"training_run": _mark_training, "trial": _mark_trials}[args[1]]()
         args = args[2:]
     sys.argv = ["lstm-doctor", *args]

@@ -118,6 +118,8 @@ def examine(
             write_atomic(write_setup, "# The setup lstm-doctor verified (--treat).\n" + yaml.safe_dump(report.recommended_setup, sort_keys=False))
             out.print(f"Recommended setup written to {write_setup}", style="dim", markup=False)
     if report.interrupted:  # as an interrupted command does, whatever was found: a cut-short run passes no gate
+        err.print(f"lstm-doctor: interrupted; {json_path} holds what was measured until then.", style="red", markup=False,
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     raise typer.Exit(exit_code(report, fail_on.value))
 

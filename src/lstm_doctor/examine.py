@@ -77,9 +77,9 @@ def examine(
             ctx.evidence.update(inspect_setup(setup))
             timing["inspect_s"] = time.perf_counter() - t
             run_probes(ctx, report, timing)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # during the inspection (run_probes notes its own)
             report.status, report.interrupted = "incomplete", True
-            report.notes.append("Interrupted; the report holds what was measured until then.")
+            report.notes.append("Interrupted during the inspection of the data and model; nothing was probed.")
         note_training_faults(report, ctx.evidence)
         report.findings = rank(judge_noting_failures(report, ctx.evidence, ignore))
         report.symptom = judge_symptom(ctx.evidence)
@@ -107,7 +107,7 @@ def examine(
 
 
 def run_probes(ctx: ProbeContext, report: Report, timing: dict[str, float]) -> None:
-    """Run the PIPELINE in order until the time limit; a probe that raises is noted, not fatal."""
+    """Run the PIPELINE in order until the time limit or Ctrl-C; a probe that raises is noted, not fatal."""
     for name, probe in PIPELINE:
         if ctx.time_left() <= 0:
             report.status = "incomplete"
@@ -116,6 +116,10 @@ def run_probes(ctx: ProbeContext, report: Report, timing: dict[str, float]) -> N
         t = time.perf_counter()
         try:
             probe(ctx)
+        except KeyboardInterrupt:
+            report.status, report.interrupted = "incomplete", True
+            report.notes.append(f"Interrupted during the {name} probe; the report holds what the probes before it measured.")
+            return
         except InputError:
             raise
         except TimeLimitReached:
