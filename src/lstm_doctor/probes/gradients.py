@@ -62,7 +62,8 @@ def layer_groups(model: nn.Module) -> tuple[dict[str, list[nn.Parameter]], list[
 
 
 def _norm(tensors: list[torch.Tensor]) -> float:
-    return float(torch.nn.utils.get_total_norm(tensors)) if tensors else 0.0
+    """The 2-norm of all ``tensors`` together (torch's get_total_norm spends ~0.3 ms per call in Python)."""
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))) if tensors else 0.0
 
 
 def _flat(params: list[nn.Parameter]) -> torch.Tensor:

@@ -177,8 +177,8 @@ def prediction_collapse(ev: Evidence) -> Finding | None:
     Example
       Weekly CO2 in ppm (about 340) fed raw as input and target to an LSTM(16):
       the outputs vary 3e-7 as much as the targets and the validation loss is
-      130x the mean baseline's. GunPoint into an LSTM(16): class 1 for all 150
-      validation windows, a 51/49 split.
+      130x the mean baseline's. GunPoint (150 steps) into an LSTM(16): one class
+      for all 150 validation windows, whose classes split 51/49.
 
     Fix
       Setup file:  data.scale: standard; a learning rate from the range test

@@ -67,8 +67,8 @@ def vanishing_gradients(ev: Evidence) -> Finding | None:
 
     Example
       GunPoint (150 steps) into a tanh RNN(16) initialized with normal:0.05:
-      the loss feels only the last 2 steps and validation loss stays at the
-      majority-class baseline (0.69). Weekly CO2 fed raw (~340 ppm) into a
+      the gradient reaches 2 steps back of 150 and the validation loss stays
+      at the class-prior baseline's (0.69). Weekly CO2 fed raw (~340 ppm) into a
       4-layer LSTM: the first layer's gradients are ~3,000x smaller than the
       fourth's, because its gates are saturated.
 
