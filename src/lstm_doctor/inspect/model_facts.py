@@ -130,7 +130,7 @@ def _per_step_output(out: torch.Tensor, steps: int, n_outputs: int) -> bool:
 
 def _constant_target_share(w) -> float:
     """Share of sequences whose per-step target holds one value over all their real steps."""
-    _, y, lengths = w.all()
+    y, lengths = w.labels()
     y = y.reshape(y.shape[0], y.shape[1], -1)
     same = y == y[:, :1]
     if lengths is not None:  # padded steps count as agreeing

@@ -47,7 +47,7 @@ _CHUNK = 10_000
 
 
 def _score(objective: Objective, data: SequenceData, out: torch.Tensor) -> dict[str, float]:
-    _, y, lengths = data.val.all()
+    y, lengths = data.val.labels()
     scores = {"loss": float(objective(out, y, lengths))}
     if not objective.custom:
         scores.update(metrics_of(objective, out, y, lengths, data.target_scaler, data.n_outputs))
@@ -56,7 +56,7 @@ def _score(objective: Objective, data: SequenceData, out: torch.Tensor) -> dict[
 
 def class_prior(data: SequenceData) -> torch.Tensor:
     """Training class frequencies, smoothed so that no class has probability 0."""
-    _, y, _ = data.train.all()
+    y, _ = data.train.labels()
     counts = torch.bincount(y.reshape(-1).long(), minlength=max(data.n_outputs, 2)).double()
     return (counts + 0.5) / (counts.sum() + 0.5 * len(counts))
 
@@ -73,7 +73,7 @@ def class_output(objective: Objective, task: str, prob: torch.Tensor) -> torch.T
 
 def constant_output(data: SequenceData, objective: Objective) -> torch.Tensor:
     """The best input-free output for the loss: the training mean, or the class priors as logits."""
-    _, y, _ = data.train.all()
+    y, _ = data.train.labels()
     n_val = len(data.val)
     steps = (data.val.steps,) if data.per_step else ()
     if data.task == "regression":

@@ -30,7 +30,7 @@ def initial_loss(ctx: ProbeContext) -> None:
     setup, ev = ctx.setup, ctx.evidence
     data, objective = setup.data, setup.objective
     initial = evaluate(setup.new_model(), objective, data.val, data)
-    _, y, lengths = data.val.all()
+    y, lengths = data.val.labels()
     best_constant = constant_output(data, objective)
     # The head's activation turns a zero pre-activation into its neutral output (0.5 for a sigmoid, ...).
     activation = ACTIVATIONS[setup.config.model.output_activation]() if setup.config is not None else torch.nn.Identity()

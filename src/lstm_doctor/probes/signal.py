@@ -143,7 +143,7 @@ def signal(ctx: ProbeContext) -> None:
             if result.stopped == "completed" and math.isfinite(loss):
                 scores[name].append(loss)
     real, fake = scores["real"], scores["shuffled"]
-    _, y_val, lengths = data.val.all()
+    y_val, lengths = data.val.labels()
     free = float(objective(constant_output(data, objective), y_val, lengths))
     ev.update(signal_real_loss=real, signal_shuffled_loss=fake, signal_input_free_loss=free, signal_loss=objective.name,
               signal_fits=budget.signal_fits, signal_steps=budget.signal_steps, signal_windows=len(data.train), signal_cell=cell)

@@ -67,7 +67,7 @@ def small_batch(ctx: ProbeContext) -> None:
     # Evenly spaced windows: deterministic, and spread over the training part.
     handful = train.subset(torch.linspace(0, len(train) - 1, steps=k).round().long().unique())
     data = replace(setup.data, train=handful, val=handful)
-    _, y, lengths = handful.all()
+    y, lengths = handful.labels()
     constant = float(setup.objective(constant_output(data, setup.objective), y, lengths))
     batch = min(setup.batch_size, len(handful))
     steps = ctx.budget.affordable_steps(Workload.of(setup), ctx.budget.small_batch_steps, SHARE / 2, batch_size=batch)
