@@ -100,7 +100,7 @@ def test_no_signal_gets_no_false_fix():
     setup = setup_from({"X": X, "y": y}, data={"scale": "standard"}, model={"hidden": 8, "dropout": 0.0},
                        training={"epochs": 6, "lr": 0.5, "optimizer": "sgd"})
     findings = [Finding.of("D110", "noise"), Finding.of("T301", "lr")]
-    result = treat(setup, findings, Evidence(source_kind="arrays", suggested_lr=3e-3), TINY)
+    result = treat(setup, findings, Evidence(source_kind="arrays", lr_suggested=3e-3), TINY)
     assert result.treatments, "the learning-rate treatments should have been tried"
     assert not any(t["verified"] for t in result.treatments)
     assert result.recommended_setup is None and any("No treatment" in n for n in result.notes)

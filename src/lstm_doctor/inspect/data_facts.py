@@ -153,6 +153,7 @@ def _array_facts(data: SequenceData, feature_stats: dict[str, dict[str, Any]]) -
     pad = sequence_facts.padding(x, lengths)
     facts: dict[str, Any] = {
         "padding": pad,
+        "has_lengths": lengths is not None,
         "sequence_lengths": pad["lengths"],
         "layout_suspect": sequence_facts.layout(x),
         "sliding_window_share": sequence_facts.sliding_window_share(x),

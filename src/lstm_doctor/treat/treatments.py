@@ -72,7 +72,7 @@ def _difference(c: SetupConfig, ev: Evidence) -> Change | None:
 
 
 def _suggested_lr(c: SetupConfig, ev: Evidence) -> Change | None:
-    lr = ev.get("suggested_lr")
+    lr = ev.get("lr_suggested")
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         return None
     ratio = lr / c.training.lr
