@@ -85,6 +85,13 @@ def test_swings_on_a_falling_curve_are_not_unstable() -> None:
     assert judge_symptom(curve(val)) != "unstable"
 
 
+def test_wobbles_on_a_low_plateau_are_not_unstable() -> None:
+    # A measured healthy run (ItalyPowerDemand, LSTM(16), Adam 3e-3, 15 epochs): 25% bumps at a loss of 0.1,
+    # small against the fall from 0.69.
+    val = [0.684, 0.656, 0.382, 0.194, 0.128, 0.111, 0.1, 0.097, 0.094, 0.127, 0.096, 0.092, 0.091, 0.118, 0.095]
+    assert judge_symptom(curve(val, baseline_loss={"majority": 0.693})) == "healthy"
+
+
 def test_flat_at_the_baseline_is_not_learning() -> None:
     assert judge_symptom(curve(noisy([1.0] * 30, 0.005))) == "not-learning"
 

@@ -47,15 +47,18 @@ def spike_count(values: list[float]) -> int:
                if values[i] > SPIKE_FACTOR * float(np.median(values[max(0, i - SPIKE_HISTORY) : i])))
 
 
-def jumpiness(values: list[float]) -> float | None:
-    """Median |log change| between consecutive points of the curve's second half (None under 12 points).
-
-    0.2 means the loss typically moves by ~20% from one evaluation to the next.
-    """
+def swings(values: list[float]) -> tuple[float, float] | None:
+    """How much the curve's second half moves between consecutive points: (median |log change|,
+    median |change|). None under 12 points. A log change of 0.2 is a typical move of ~20%."""
     half = [v for v in values[len(values) // 2 :] if v > 0]
     if len(half) < 6:
         return None
-    return float(np.median(np.abs(np.diff(np.log(half)))))
+    return float(np.median(np.abs(np.diff(np.log(half))))), float(np.median(np.abs(np.diff(half))))
+
+
+def lowest_level(values: list[float]) -> float:
+    """Minimum of the curve under a rolling median over a fifth of it: one lucky point does not count."""
+    return float(rolling_median(values, max(2, len(values) // 10)).min())
 
 
 def train_rise(train: list[float]) -> tuple[float, float]:
@@ -86,7 +89,7 @@ def overfit_rise(val: list[float], val_steps: list[int], train: list[float]) -> 
     best = int(np.argmin(smoothed))
     if best >= len(val) - 3 or smoothed[best] <= 0:
         return None
-    rise = tail_level(val, 0.2) / float(smoothed[best])
+    rise = tail_level(val, 0.2) / lowest_level(val)
     improved = bool(train) and tail_level(train) < 0.95 * tail_level(train[: max(3, val_steps[best])])
     return rise, best, improved
 

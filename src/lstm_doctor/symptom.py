@@ -10,7 +10,8 @@ that the training-dynamics rules judge by the same measure:
   starting level (noise near a tiny loss can double it, never give back a quarter).
 - ``unstable``: the validation loss spikes (more than doubles over its recent
   level) in at least 3 evaluations and 8% of them, or it swings by a typical 20%
-  or more from one evaluation to the next through the second half of the run
+  or more from one evaluation to the next through the second half of the run,
+  by at least a twentieth of the way from a constant's loss to its best level,
   without falling (its last quarter is not 10% below its second).
 - ``not-learning``: the best validation loss stays within 5% of the best
   constant prediction's (the training mean or the class priors, or a neutral
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_doctor.curves import finite, jumpiness, late_share, overfit_rise, quarter_medians, spike_count, train_rise
+from lstm_doctor.curves import finite, late_share, lowest_level, overfit_rise, quarter_medians, spike_count, swings, train_rise
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.rules.progress import input_free_loss
 
@@ -75,11 +76,14 @@ def unstable(ev: Evidence) -> bool:
     spikes = spike_count(val)
     if spikes >= 3 and spikes >= 0.08 * len(val):
         return True
-    swing = jumpiness(val)
-    if swing is None or swing < 0.2:
+    moves, base = swings(val), constant_loss(ev)
+    if moves is None or moves[0] < 0.2:
         return False
+    # Swings that matter: a twentieth of the way from a constant's loss down to the best level or more
+    # (a plateau at a low loss wobbles by 20% and more without undoing anything).
+    progress = max(base or val[0], val[0]) - lowest_level(val)
     q = quarter_medians(val)
-    return q[3] > 0.9 * q[1]
+    return moves[1] >= 0.05 * progress and q[3] > 0.9 * q[1]
 
 
 def projected_loss(ev: Evidence) -> float | None:
