@@ -164,11 +164,13 @@ def demo(
     setup_file = write_demo(folder)
     out.print(f"Demo: weekly CO2 at Mauna Loa (statsmodels), an LSTM fed raw ppm values. Setup: {setup_file}", style="bold")
     report = run_examine(setup_file, budget=budget, progress=True)
-    render(report, out)
     report.save_json("report.json")
     report.save_html("report.html")
+    render(report, out)
     out.print("Report written to report.json and report.html (open it in a browser)", style="dim")
     out.print(f"Try it on your own data: lstm-doctor examine --config {setup_file}", style="dim")
+    if report.interrupted:
+        raise typer.Exit(130)
 
 
 def main() -> None:
