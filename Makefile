@@ -1,22 +1,28 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# constraints.txt pins the CPU build of torch for this kind of machine.
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: demo test bench clean
 
-# One virtual environment for everything; constraints.txt pins the CPU build of torch.
-$(STAMP): pyproject.toml constraints.txt
+# The package alone: what `make demo` needs.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) -e .
+	touch $@
 
-demo: $(STAMP)
+# The test dependencies too (aeon's datasets, hypothesis, the Keras, Lightning and Ray integrations, playwright).
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
 	$(VENV)/bin/lstm-doctor demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-dev
 	$(PY) -m bench.loop_speed
 
 clean:
