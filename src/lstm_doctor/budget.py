@@ -33,6 +33,10 @@ STEP_OVERHEAD_S = 1.0e-3  # Python, batch gathering, optimizer bookkeeping
 LAYER_STEP_S = 3.0e-5  # one recurrent layer (one direction), one time step
 MAC_S = 7.0e-11  # one parameter, one sample, one time step, forward and backward
 FORWARD_SHARE = 1 / 3  # an evaluation pass costs about a third of a training step per window
+# Of the fraction of a long training that the examination may take, the part the budgeted probes
+# spend: the rest covers what does not scale with the budget (inspection, baselines, instruments)
+# and the cost model's error (within ~30% on the shapes bench/examine_speed.py --calibrate measures).
+LONG_TRAINING_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,8 @@ class Budget:
 
     ``seconds`` is what the training probes may spend in all on a setup whose own
     training is short; for a long training the allowance grows to
-    ``fraction_of_training`` of it (less 20% for the fixed costs around the
-    probes), the DESIGN rule for ``quick`` being at most a fifth. The
+    ``LONG_TRAINING_SHARE`` of ``fraction_of_training`` of it, the DESIGN rule for
+    ``quick`` being at most a fifth in all. The
     instrumented run takes ``train_share`` of the allowance (the whole training
     when that fits), at most ``train_steps`` steps.
     """
@@ -61,7 +65,7 @@ class Budget:
 
     def allowance(self, work: "Workload") -> float:
         """Reference-machine seconds the training probes may spend on this workload."""
-        return max(self.seconds, 0.8 * self.fraction_of_training * work.training_seconds())
+        return max(self.seconds, LONG_TRAINING_SHARE * self.fraction_of_training * work.training_seconds())
 
     def affordable_steps(self, work: "Workload", nominal: int, share: float, batch_size: int | None = None) -> int:
         """``nominal`` steps, or fewer when they would cost more than ``share`` of the allowance (at least 1)."""
