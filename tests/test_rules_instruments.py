@@ -15,7 +15,8 @@ CODES = ("T303", "T304", "T305", "T306", "T307")
 
 def learning(best: float, base: float = 1.0, **more) -> Evidence:
     """Evidence of a run whose best validation loss is ``best`` against an input-free baseline ``base``."""
-    return Evidence(baseline_loss={"mean": base, "persistence": base / 10}, val_history=[{"loss": base * 1.2}, {"loss": best}], **more)
+    return Evidence(input_free_loss=base, baseline_loss={"mean": base, "persistence": base / 10},
+                    val_history=[{"loss": base * 1.2}, {"loss": best}], **more)
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -33,13 +34,20 @@ def test_silent_when_nothing_was_measured():
 # T303 vanishing-gradients
 
 def test_t303_memory_far_shorter_than_the_period():
-    found = vanishing_gradients(Evidence(memory_length=4, memory_window=48, dominant_period=24))
+    def ev(memory, period, seasonal_naive):
+        found = learning(0.5, memory_length=memory, memory_window=48, dominant_period=period)
+        found["baseline_loss"]["seasonal_naive"] = seasonal_naive
+        return found
+
+    found = vanishing_gradients(ev(4, 24, 0.52))  # best 0.5: no real gain on repeating the last period
     assert found.code == "T303" and found.evidence["dominant_period"] == 24
     assert "last 5 input steps" in found.summary and "every 24 steps" in found.summary
-    # Near miss: the memory reaches half the period.
-    assert vanishing_gradients(Evidence(memory_length=12, memory_window=48, dominant_period=24)) is None
+    # Near misses: the memory reaches half the period; the model clearly beats seasonal naive
+    # (a healthy sunspots LSTM: memory 5 of an 11-year cycle, validation loss 0.29 against 0.99).
+    assert vanishing_gradients(ev(12, 24, 0.52)) is None
+    assert vanishing_gradients(ev(4, 24, 1.7)) is None
     # A period longer than the window is D108's business, not a memory fault.
-    assert vanishing_gradients(Evidence(memory_length=4, memory_window=48, dominant_period=52)) is None
+    assert vanishing_gradients(ev(4, 52, 0.52)) is None
 
 
 def test_t303_short_memory_counts_only_when_the_model_does_not_learn():
@@ -47,8 +55,8 @@ def test_t303_short_memory_counts_only_when_the_model_does_not_learn():
     assert stuck is not None and stuck.evidence["best_over_input_free"] == 0.99
     # Same short memory, but the model beats the constant: the data may need no more.
     assert vanishing_gradients(learning(0.5, memory_length=2, memory_window=150)) is None
-    # Not learning, but the gradient reaches a tenth of the window.
-    assert vanishing_gradients(learning(0.99, memory_length=15, memory_window=150)) is None
+    # Not learning, but the gradient reaches a quarter of the window.
+    assert vanishing_gradients(learning(0.99, memory_length=38, memory_window=150)) is None
 
 
 def test_t303_across_layers_and_absolute():
@@ -82,6 +90,9 @@ def test_t304_spikes_need_fifty_times_the_running_median():
     assert found.severity == "warning" and found.evidence["worst_spike_step"] == 2
     assert exploding_gradients(Evidence(grad_spike_ratios=[None, 1.0, 30.0, 2.0])) is None  # healthy small-batch noise
     assert exploding_gradients(Evidence(grad_spike_ratios=[80.0], clip_norm=1.0, clipped_fraction=0.01)).severity == "info"
+    # A healthy LSTM on BasicMotions spiked 78x and learned well: Adam rode it out.
+    assert exploding_gradients(learning(0.36, grad_spike_ratios=[None, 1.0, 77.7])) is None
+    assert exploding_gradients(learning(0.95, grad_spike_ratios=[None, 1.0, 77.7])).code == "T304"
 
 
 def test_t304_across_layers():
@@ -113,7 +124,7 @@ def test_t305_forget_and_update_gates_near_one_are_memory_not_saturation():
 
 def test_t306_more_than_half_a_layer_dead():
     found = dead_units(Evidence(dead_units={"layer0": 13, "layer1": 0}, hidden_units={"layer0": 16, "layer1": 16}))
-    assert "13 of the 16 units in layer0" in found.summary
+    assert "13 of the 16 units in layer0 are constant or stuck" in found.summary
     assert dead_units(Evidence(dead_units={"layer0": 8}, hidden_units={"layer0": 16})) is None  # exactly half
 
 
@@ -128,7 +139,7 @@ def test_t307_regression_constant_at_the_baseline():
 
 
 def test_t307_one_class_for_everything():
-    ev = Evidence(baseline_loss={"majority": 0.693}, prediction_loss=0.696, predicted_class_share=1.0,
+    ev = Evidence(input_free_loss=0.693, baseline_loss={"majority": 0.693}, prediction_loss=0.696, predicted_class_share=1.0,
                   predicted_class="1", majority_share=0.501)
     found = prediction_collapse(ev)
     assert "class 1 for 100%" in found.summary

@@ -14,9 +14,10 @@ Saturation: a sigmoid gate below ``SIGMOID_EDGE`` (0.05) or above ``1 - SIGMOID_
 (its slope is then under 0.048, a fifth of its peak 0.25), a tanh activation
 beyond ``TANH_EDGE`` (0.95; slope under 0.1 of its peak). Gradients through a
 saturated gate are scaled by that slope at every step. A dead unit is a hidden
-unit whose output varies by less than ``DEAD_STD`` (on the [-1, 1] scale of its
-activation) across the probe windows and their steps, at every measurement in
-the second half of the run.
+unit, at every measurement in the second half of the run, either constant (its
+output varies by less than ``DEAD_STD`` on the [-1, 1] scale of its activation,
+across the probe windows and their steps) or stuck at its limits (beyond
+``TANH_EDGE`` at 99% or more of them: it passes no gradient).
 
 Evidence written: ``gate_saturation`` ({"layer0.forget": share of saturated
 activations} at the last measurement), ``gate_saturation_init`` (before
@@ -28,7 +29,6 @@ Plot: ``gates`` (adds ``dead_units`` per layer and measurement).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +42,7 @@ from lstm_doctor.training import TrainState, _forward
 SIGMOID_EDGE = 0.05
 TANH_EDGE = 0.95
 DEAD_STD = 1e-3
+LIVE_SHARE = 0.01  # a unit inside its working range this rarely is saturated: SageMaker's threshold_inactivity (1%)
 GATE_BATCH = 16  # windows: 16 x steps values per unit and gate; a pass costs about one training step
 
 # Gate names in PyTorch's stacking order, and which of them are tanh (the rest are sigmoids).
@@ -209,9 +210,14 @@ def saturation(trace: LayerTrace, mask: torch.Tensor | None = None) -> dict[str,
     return shares
 
 
-def unit_spread(trace: LayerTrace, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Standard deviation of each hidden unit's output over the real steps of every window."""
-    return _real(trace.h, mask).std(dim=0, unbiased=False)
+def dead(trace: LayerTrace, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Which hidden units are dead on this batch: constant (standard deviation under ``DEAD_STD``), or,
+    for bounded activations, saturated (beyond ``TANH_EDGE``) in more than ``1 - LIVE_SHARE`` of the real steps."""
+    h = _real(trace.h, mask)
+    out = h.std(dim=0, unbiased=False) < DEAD_STD
+    if trace.gates:  # LSTM, GRU and tanh outputs lie in [-1, 1]; a ReLU recurrence has no upper limit
+        out |= (h.abs() <= TANH_EDGE).float().mean(dim=0) < LIVE_SHARE
+    return out
 
 
 class GateMonitor(Instrument):
@@ -224,7 +230,7 @@ class GateMonitor(Instrument):
         self.steps: list[int] = []
         self.saturation: dict[str, list[float]] = {}
         self.cell_norm: list[float] = []
-        self.spread: list[dict[str, torch.Tensor]] = []
+        self.dead: list[dict[str, torch.Tensor]] = []
 
     def _measure(self, state: TrainState) -> None:
         device = next(state.model.parameters()).device
@@ -234,7 +240,7 @@ class GateMonitor(Instrument):
             return
         mask = None if lengths is None else step_mask(lengths, x.shape[0], x.shape[1], device)
         prefix = len(traced) > 1
-        shares, spread, cells = {}, {}, []
+        shares, deads, cells = {}, {}, []
         for module, traces in traced.items():
             for trace in traces:
                 if trace.h.shape[:2] != x.shape[:2]:
@@ -243,13 +249,13 @@ class GateMonitor(Instrument):
                     return  # a diverged model has nothing left to measure
                 layer = f"{module}.{trace.name}" if prefix else trace.name
                 shares.update({f"{layer}.{gate}": share for gate, share in saturation(trace, mask).items()})
-                spread[layer] = unit_spread(trace, mask)
+                deads[layer] = dead(trace, mask)
                 if trace.c is not None:
                     cells.append(float(_real(trace.c, mask).pow(2).mean().sqrt()))
         for key, share in shares.items():
             self.saturation.setdefault(key, []).append(share)
         self.steps.append(state.step)
-        self.spread.append(spread)
+        self.dead.append(deads)
         self.cell_norm.append(sum(cells) / len(cells) if cells else None)
 
     @guarded
@@ -267,9 +273,9 @@ class GateMonitor(Instrument):
             self._measure(state)
         if not self.steps:
             return
-        late = self.spread[len(self.spread) // 2 :]  # the second half of the measurements
-        dead = {layer: int(torch.stack([s[layer] < DEAD_STD for s in late]).all(dim=0).sum()) for layer in late[-1]}
-        units = {layer: int(s.numel()) for layer, s in late[-1].items()}
+        late = self.dead[len(self.dead) // 2 :]  # the second half of the measurements
+        dead = {layer: int(torch.stack([d[layer] for d in late]).all(dim=0).sum()) for layer in late[-1]}
+        units = {layer: int(d.numel()) for layer, d in late[-1].items()}
         ev = self.ctx.evidence
         ev.update(
             gate_saturation={k: v[-1] for k, v in self.saturation.items()},
@@ -284,7 +290,7 @@ class GateMonitor(Instrument):
             "steps": self.steps,
             "saturation": self.saturation,
             "cell_norm": self.cell_norm,
-            "dead_units": {layer: [int((s[layer] < DEAD_STD).sum()) for s in self.spread] for layer in units},
+            "dead_units": {layer: [int(d[layer].sum()) for d in self.dead] for layer in units},
         }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.rules.progress import input_free_loss
+from lstm_doctor.rules.progress import baseline_loss
 from lstm_doctor.rules.registry import rule
 
 # T305 / T306: a layer counts when more than half its gate activations or units are affected,
@@ -36,7 +36,7 @@ def _layers(shares: dict[str, float]) -> dict[str, float]:
 
 
 def _not_learning(ev: Evidence) -> bool:
-    base, loss = input_free_loss(ev), ev.get("prediction_loss")
+    base, loss = baseline_loss(ev), ev.get("prediction_loss")
     return base is not None and loss is not None and loss >= AT_BASELINE * base
 
 
@@ -106,18 +106,22 @@ def saturated_gates(ev: Evidence) -> Finding | None:
 def dead_units(ev: Evidence) -> Finding | None:
     """What it means
       Many hidden units of a recurrent layer output the same value whatever the
-      input: saturated for good, or zeroed (a ReLU recurrence). A dead unit
+      input, or sit at +-1 whatever the input: saturated for good, or zeroed
+      (a ReLU recurrence). A dead unit
       passes no information forward and no gradient back, so the layer works
       with a fraction of its width, and often none at all.
 
     How it is measured
       On the same 16 fixed training windows as the gate probe, each hidden
-      unit's output (per layer and direction, recomputed from the weights) has
-      a standard deviation over the windows and their real steps. A unit is
-      dead when that is below 0.001 (on the [-1, 1] scale of tanh and LSTM
-      outputs) at every measurement in the second half of the run. Fires when
-      more than half the units of a layer are dead, SageMaker Debugger's
-      threshold_layer default for dead ReLUs.
+      unit's output (per layer and direction, recomputed from the weights)
+      over the windows and their real steps. A unit is dead at a measurement
+      when its standard deviation is below 0.001 (on the [-1, 1] scale of
+      tanh and LSTM outputs), or when it is beyond +-0.95 at 99% or more of
+      them: saturated, it passes no gradient (SageMaker Debugger calls a node
+      saturated when it is active under its threshold_inactivity, 1%). Dead
+      means dead at every measurement in the second half of the run. Fires
+      when more than half the units of a layer are dead, SageMaker Debugger's
+      threshold_layer default for dead ReLUs and saturated activations.
 
     Example
       Weekly CO2 in ppm fed raw to an LSTM(16): 13 of its 16 units are constant
@@ -144,8 +148,8 @@ def dead_units(ev: Evidence) -> Finding | None:
     more = f" ({len(hit) - 1} more layer(s) likewise)" if len(hit) > 1 else ""
     return Finding.of(
         "T306",
-        f"{dead[layer]} of the {units[layer]} units in {layer} never change whatever the input{more}, "
-        "so the layer works at a fraction of its width.",
+        f"{dead[layer]} of the {units[layer]} units in {layer} are constant or stuck at their limits whatever "
+        f"the input{more}, so the layer works at a fraction of its width.",
         {"dead_units": dead, "hidden_units": units, "dead_share": {k: round(v, 3) for k, v in hit.items()},
          "threshold": LAYER_SHARE},
         confidence=0.8,
@@ -190,7 +194,7 @@ def prediction_collapse(ev: Evidence) -> Finding | None:
 
     Related: D102 unscaled-inputs, D104 unscaled-target, T302 learning-rate-too-low, D111 class-imbalance, M201 output-loss-mismatch
     """
-    base, loss = input_free_loss(ev), ev.get("prediction_loss")
+    base, loss = baseline_loss(ev), ev.get("prediction_loss")
     at_base = base is None or (loss is not None and loss >= AT_BASELINE * base)
     evidence = {"prediction_loss": loss, "input_free_loss": base}
     spread = ev.get("prediction_spread")
