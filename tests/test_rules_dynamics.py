@@ -66,6 +66,14 @@ def test_t301_run_far_above_the_sweep_minimum() -> None:
     assert f is not None and f.evidence["final_train_over_sweep_min"] == pytest.approx(0.54 / 0.2, rel=0.05)
 
 
+def test_t301_well_above_the_suggestion_inside_the_range_with_spikes() -> None:
+    ev = run(SPIKY, user_lr=0.1, lr_safe_range=[1e-3, 0.2], lr_suggested=0.02)
+    f = dynamics.learning_rate_too_high(ev)
+    assert f is not None and f.confidence == 0.7 and "5x the suggested 0.02" in f.summary
+    ev.update(user_lr=0.05)  # 2.5x: near miss
+    assert dynamics.learning_rate_too_high(ev) is None
+
+
 def test_t301_divergence_within_the_safe_range_is_not_the_rate() -> None:
     ev = run([0.9, 0.8], stopped="diverged", diverged_at=12, user_lr=1e-3, lr_safe_range=[1e-4, 1e-2], lr_suggested=1e-3)
     assert dynamics.learning_rate_too_high(ev) is None

@@ -21,6 +21,7 @@ from lstm_doctor.rules.registry import rule
 from lstm_doctor.symptom import OVERFIT_RISE, STILL_FALLING, diverging, not_learning, overfitting, still_falling, unstable, val_curve
 
 # T301
+HIGH_RATIO = 3.0  # the user's rate over the suggestion, for a run that shows the damage
 SWEEP_GAP = 1.5  # the run's final training loss over the lowest the range test reached
 # T302
 LOW_RATIO = 30.0  # suggestion over the user's rate
@@ -63,8 +64,11 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
       your optimizer, loss and batch size while the rate grows exponentially
       from 1e-7 to 10 over a few hundred steps; the safe range runs from where
       the smoothed loss starts to fall to where it is lowest (beyond it, the
-      loss rises). Fires when your rate is above that range and your training
-      run shows the damage: it diverged (NaN or Inf, or the smoothed training
+      loss rises). Fires when your rate is above that range, or 3x the
+      suggested rate or more, and your training run shows the damage (the top
+      of the range overstates what a constant rate stands: the sweep spends
+      one step at each rate, your training thousands): it diverged (NaN or
+      Inf, or the smoothed training
       loss ended 1.5x above its lowest point), is unstable (see the symptom), or
       ends at a training loss 1.5x or more the lowest the range test reached
       in its few hundred steps. A run that diverged is enough when the range
@@ -91,12 +95,13 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
     lr, safe, suggested = ev.get("user_lr"), ev.get("lr_safe_range"), ev.get("lr_suggested")
     train = finite(ev.get("train_loss_steps") or [])
     above = lr is not None and safe is not None and lr > safe[1]
+    high = above or bool(lr and suggested and lr >= HIGH_RATIO * suggested)
     evidence: dict = {"user_lr": lr, "safe_range": safe, "suggested_lr": suggested}
-    if ev.get("stopped") == "diverged" and (above or safe is None):
+    if ev.get("stopped") == "diverged" and (high or safe is None):
         what = f"the training loss became non-finite at step {ev.get('diverged_at')}"
-        confidence = 0.9 if above else 0.6
+        confidence = 0.9 if high else 0.6
         evidence["diverged_at"] = ev.get("diverged_at")
-    elif above:
+    elif high:
         gap = None
         low = ev.get("lr_range_min_loss")
         if train and low and low > 0:
@@ -113,10 +118,13 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
         else:
             return None
         evidence["final_train_over_sweep_min"] = gap
-        confidence = 0.85
+        confidence = 0.85 if above else 0.7
     else:
         return None
-    where = f"{_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])})" if above else "too large"
+    if above:
+        where = f"{_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])})"
+    else:
+        where = f"{_gap(lr / suggested)} the suggested {_lr(suggested)}" if high else "too large"
     summary = f"The learning rate {_lr(lr)} is {where}: {what}." if lr is not None else f"Training diverged: {what}."
     fix = f"training.lr: {_lr(suggested)}" if suggested else "lower training.lr by 10x and add training.clip_norm: 1.0"
     return Finding.of("T301", summary, evidence, fix=fix, confidence=confidence)
