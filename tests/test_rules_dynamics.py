@@ -74,6 +74,15 @@ def test_t301_well_above_the_suggestion_inside_the_range_with_spikes() -> None:
     assert dynamics.learning_rate_too_high(ev) is None
 
 
+def test_t301_without_a_suggestion_the_small_batch_overshoots() -> None:
+    ev = run([0.69, 0.72, 0.70, 0.69] * 5, user_lr=1.0, lr_suggested=None, lr_safe_range=None, baseline_loss={"majority": 0.69},
+             small_batch_size=16, small_batch_constant_loss=0.693, small_batch_user_peak=2.69, small_batch_sound_peak=0.693)
+    f = dynamics.learning_rate_too_high(ev)
+    assert f is not None and f.confidence == 0.6 and "jumps to 2.69" in f.summary
+    # Near miss: the sound recipe jumps as high from the same weights, so the start is to blame, not the rate.
+    assert dynamics.learning_rate_too_high(Evidence(ev, small_batch_sound_peak=2.5)) is None
+
+
 def test_t301_divergence_within_the_safe_range_is_not_the_rate() -> None:
     ev = run([0.9, 0.8], stopped="diverged", diverged_at=12, user_lr=1e-3, lr_safe_range=[1e-4, 1e-2], lr_suggested=1e-3)
     assert dynamics.learning_rate_too_high(ev) is None

@@ -15,8 +15,9 @@ below it at once, even on a task too hard to memorise within the budget.
 
 Evidence written: ``small_batch_size``, ``small_batch_steps``,
 ``small_batch_constant_loss``, ``small_batch_user_loss`` and
-``small_batch_user_best`` (final and lowest loss at the user's settings),
-``small_batch_sound_loss`` and ``small_batch_sound_best`` (the sound recipe),
+``small_batch_user_best`` and ``small_batch_user_peak`` (final, lowest and
+highest loss at the user's settings), ``small_batch_sound_loss``,
+``small_batch_sound_best`` and ``small_batch_sound_peak`` (the sound recipe),
 ``small_batch_sound_lr``. A run that diverged has a NaN final loss; a run in which the
 model raised fails the probe (the report notes it) and writes nothing.
 Plot ``small_batch``: ``loss`` (the user's settings), ``sound_loss``, ``constant_loss``.
@@ -87,6 +88,7 @@ def small_batch(ctx: ProbeContext) -> None:
         finite = [v for v in curves[name] if math.isfinite(v)]
         ev[f"small_batch_{name}_loss"] = _final_loss(result)
         ev[f"small_batch_{name}_best"] = min(finite) if finite else math.nan
+        ev[f"small_batch_{name}_peak"] = max(finite) if finite else math.nan
     ev.update(small_batch_size=len(handful), small_batch_steps=steps, small_batch_constant_loss=constant,
               small_batch_sound_lr=SOUND_LR)
     ctx.plots["small_batch"] = {"loss": curves["user"], "sound_loss": curves["sound"], "constant_loss": constant}

@@ -23,6 +23,7 @@ from lstm_doctor.symptom import OVERFIT_RISE, STILL_FALLING, diverging, not_lear
 # T301
 HIGH_RATIO = 3.0  # the user's rate over the suggestion, for a run that shows the damage
 SWEEP_GAP = 1.5  # the run's final training loss over the lowest the range test reached
+OVERSHOOT = 2.0  # without a suggestion: the handful's loss at the user's settings, over a constant's
 # T302
 LOW_RATIO = 30.0  # suggestion over the user's rate
 SLOW_FRACTION = 0.25  # the run's relative loss drop over the range test's
@@ -51,6 +52,16 @@ def _gap(x: float) -> str:
     return f"{x:,.0f}x" if x >= 10 else f"{x:.2g}x"
 
 
+def _overshoots_small_batch(ev: Evidence) -> bool:
+    """At the user's settings the loss on the handful jumps to twice a constant's, where the sound recipe,
+    from the same initial weights, never does."""
+    constant, user, sound = (ev.get(k) for k in ("small_batch_constant_loss", "small_batch_user_peak",
+                                                 "small_batch_sound_peak"))
+    if constant is None or user is None or sound is None or not constant > 0:
+        return False
+    return user >= OVERSHOOT * constant and sound < OVERSHOOT * constant
+
+
 @rule("T301")
 def learning_rate_too_high(ev: Evidence) -> Finding | None:
     """What it means
@@ -72,8 +83,12 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
       loss ended 1.5x above its lowest point), is unstable (see the symptom), or
       ends at a training loss 1.5x or more the lowest the range test reached
       in its few hundred steps. A run that diverged is enough when the range
-      test could not be run or found no working rate. A rate above the range
-      whose run trains well is not reported: the run is the better witness.
+      test could not be run or found no working rate. When the range test
+      found no working rate at all, fit-a-small-batch is the witness: on 16
+      training windows your settings drive the loss to twice a constant
+      prediction's or more, while Adam at 1e-2 from the same weights never
+      does, and the run does not learn. A rate above the range whose run
+      trains well is not reported: the run is the better witness.
 
     Example
       ItalyPowerDemand, LSTM(16), Adam at lr 1.0, batch 16: the safe range
@@ -93,41 +108,50 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
     Related: T304 exploding-gradients, T305 saturated-gates, T311 batch-size, T302 learning-rate-too-low
     """
     lr, safe, suggested = ev.get("user_lr"), ev.get("lr_safe_range"), ev.get("lr_suggested")
-    train = finite(ev.get("train_loss_steps") or [])
     above = lr is not None and safe is not None and lr > safe[1]
     high = above or bool(lr and suggested and lr >= HIGH_RATIO * suggested)
     evidence: dict = {"user_lr": lr, "safe_range": safe, "suggested_lr": suggested}
-    if ev.get("stopped") == "diverged" and (high or safe is None):
-        what = f"the training loss became non-finite at step {ev.get('diverged_at')}"
-        confidence = 0.9 if high else 0.6
-        evidence["diverged_at"] = ev.get("diverged_at")
-    elif high:
-        gap = None
-        low = ev.get("lr_range_min_loss")
-        if train and low and low > 0:
-            gap = tail_level(train) / low
-        if diverging(ev):
-            what = "the training loss climbs back up"
-        elif unstable(ev):
-            what = "the validation loss spikes and swings"
-        elif gap is not None and gap >= SWEEP_GAP:
-            what = (f"training ends at a loss {_gap(gap)} the lowest the range test reached "
-                    f"({tail_level(train):.3g} vs {low:.3g})")
-        elif not_learning(ev):
-            what = "the model does no better than a constant"
-        else:
-            return None
-        evidence["final_train_over_sweep_min"] = gap
-        confidence = 0.85 if above else 0.7
-    else:
-        return None
-    if above:
-        where = f"{_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])})"
-    else:
-        where = f"{_gap(lr / suggested)} the suggested {_lr(suggested)}" if high else "too large"
-    summary = f"The learning rate {_lr(lr)} is {where}: {what}." if lr is not None else f"Training diverged: {what}."
     fix = f"training.lr: {_lr(suggested)}" if suggested else "lower training.lr by 10x and add training.clip_norm: 1.0"
-    return Finding.of("T301", summary, evidence, fix=fix, confidence=confidence)
+    if above:
+        rate = f"The learning rate {_lr(lr)} is {_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])})"
+    elif high:
+        rate = f"The learning rate {_lr(lr)} is {_gap(lr / suggested)} the suggested {_lr(suggested)}"
+    else:
+        rate = "Training diverged" if lr is None else f"The learning rate {_lr(lr)} is too large"
+    if ev.get("stopped") == "diverged" and (high or safe is None):
+        evidence["diverged_at"] = ev.get("diverged_at")
+        summary = f"{rate}: the training loss became non-finite at step {ev.get('diverged_at')}."
+        return Finding.of("T301", summary, evidence, fix=fix, confidence=0.9 if high else 0.6)
+    if high:
+        damage = _damage(ev, evidence)
+        if damage is None:
+            return None
+        return Finding.of("T301", f"{rate}: {damage}.", evidence, fix=fix, confidence=0.85 if above else 0.7)
+    if suggested is None and _overshoots_small_batch(ev) and (diverging(ev) or unstable(ev) or not_learning(ev)):
+        peak, constant = ev["small_batch_user_peak"], ev["small_batch_constant_loss"]
+        evidence.update(small_batch_user_peak=peak, small_batch_constant_loss=constant,
+                        small_batch_sound_peak=ev.get("small_batch_sound_peak"))
+        summary = (f"The learning rate {_lr(lr)} overshoots: even on {ev.get('small_batch_size')} training windows the "
+                   f"loss jumps to {peak:.3g} (a constant gets {constant:.3g}), where Adam at "
+                   f"{_lr(ev.get('small_batch_sound_lr') or 1e-2)} stays below that, and the training run shows no progress.")
+        return Finding.of("T301", summary, evidence, fix=fix, confidence=0.6)
+    return None
+
+
+def _damage(ev: Evidence, evidence: dict) -> str | None:
+    """What the training run shows of a too-large rate, if anything (adds its numbers to ``evidence``)."""
+    train, low = finite(ev.get("train_loss_steps") or []), ev.get("lr_range_min_loss")
+    gap = tail_level(train) / low if train and low and low > 0 else None
+    evidence["final_train_over_sweep_min"] = gap
+    if diverging(ev):
+        return "the training loss climbs back up"
+    if unstable(ev):
+        return "the validation loss spikes and swings"
+    if gap is not None and gap >= SWEEP_GAP:
+        return f"training ends at a loss {_gap(gap)} the lowest the range test reached ({tail_level(train):.3g} vs {low:.3g})"
+    if not_learning(ev):
+        return "the model does no better than a constant"
+    return None
 
 
 @rule("T302")
