@@ -43,7 +43,9 @@ from lstm_doctor.probes.context import ProbeContext
 # window, so that it fits in well under a second on 5,000 windows x 48 steps x 4 features.
 LINEAR_MAX_ROWS = 5000
 LINEAR_MAX_INPUTS = 256
-_CHUNK = 10_000
+# Validation windows scored per chunk: each chunk passes through ~4 float64 copies (15 MB at
+# 10,000 windows of 48 x 4); 2,000 keeps the linear baseline's peak at 38 MB instead of 65 (bench/memory.py).
+_CHUNK = 2_000
 
 
 def _score(objective: Objective, data: SequenceData, out: torch.Tensor) -> dict[str, float]:
