@@ -4,10 +4,12 @@ At the end of the instrumented run, the model (dropout off) predicts every
 validation window. For regression, the spread is the standard deviation of the
 outputs over that of the targets, per target column (padded steps left out); a
 model that predicts a constant has a spread near 0. For classification, the
-share of windows given the most-predicted class, beside the share of the
-validation majority class.
+same ratio for the predicted class probabilities against the one-hot labels
+(averaged over classes), and the share of windows given the most-predicted
+class beside the share of the validation majority class.
 
-Evidence written: ``prediction_spread`` (largest ratio over target columns),
+Evidence written: ``prediction_spread`` (regression: largest ratio over target
+columns; classification: the probabilities' ratio),
 ``prediction_spread_per_target``, ``prediction_loss`` (validation loss of these
 outputs, in the setup's loss), ``predicted_class_share``, ``predicted_class``,
 ``majority_share`` (classification only).
@@ -19,6 +21,7 @@ import math
 
 import torch
 
+from lstm_doctor.objective import Objective
 from lstm_doctor.probes.context import ProbeContext
 from lstm_doctor.probes.instrument import Instrument, guarded, probing, step_mask
 from lstm_doctor.training import TrainState, _forward
@@ -51,7 +54,7 @@ class PredictionSpread(Instrument):
         if data.task == "regression":
             self._regression(out, y, mask)
         else:
-            self._classes(objective.decide(out), y, mask)
+            self._classes(out, objective, y, mask)
 
     def _regression(self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> None:
         out = out.reshape(y.shape).double()
@@ -67,18 +70,30 @@ class PredictionSpread(Instrument):
         finite = [r for r in ratios.values() if r is not None]
         self.ctx.evidence.update(prediction_spread_per_target=ratios, prediction_spread=max(finite) if finite else None)
 
-    def _classes(self, pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> None:
+    def _classes(self, out: torch.Tensor, objective: Objective, y: torch.Tensor, mask: torch.Tensor | None) -> None:
+        pred = objective.decide(out)
         true = y.long().reshape(pred.shape)
+        if objective.task == "multiclass":
+            probs = out.double().softmax(dim=-1)
+        else:  # logits, or probabilities from a sigmoid head (decision threshold 0.5)
+            p = out.double().reshape(pred.shape)
+            p = p if objective.threshold == 0.5 else p.sigmoid()
+            probs = torch.stack([1 - p, p], dim=-1)
         if mask is not None:
-            pred, true = pred[mask], true[mask]
-        pred, true = pred.reshape(-1), true.reshape(-1)
+            pred, true, probs = pred[mask], true[mask], probs[mask]
+        pred, true, probs = pred.reshape(-1), true.reshape(-1), probs.reshape(-1, probs.shape[-1])
         if not len(pred):
             return
-        n = max(int(pred.max()), int(true.max()), 1) + 1
+        n = max(int(pred.max()), int(true.max()), probs.shape[-1] - 1, 1) + 1
         predicted = torch.bincount(pred, minlength=n)
         top = int(predicted.argmax())
         classes = self.ctx.setup.data.classes
+        # How much the predicted probabilities vary, against the one-hot labels they should match.
+        labels = torch.nn.functional.one_hot(true, n).double()[:, : probs.shape[-1]]
+        label_std = float(labels.std(dim=0, unbiased=False).mean())
+        spread = float(probs.std(dim=0, unbiased=False).mean()) / label_std if label_std > 0 else float("nan")
         self.ctx.evidence.update(
+            prediction_spread=spread if math.isfinite(spread) else None,
             predicted_class_share=float(predicted[top]) / len(pred),
             predicted_class=classes[top] if classes and top < len(classes) else str(top),
             majority_share=float(torch.bincount(true, minlength=n).max()) / len(true),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.rules.progress import baseline_loss
+from lstm_doctor.rules.progress import baseline_loss, best_over
 from lstm_doctor.rules.registry import rule
 
 # T305 / T306: a layer counts when more than half its gate activations or units are affected,
@@ -21,8 +21,6 @@ MEMORY_GATES = {"forget", "update"}
 # T307
 SPREAD = 0.1  # outputs' std under a tenth of the targets'
 AT_BASELINE = 0.9  # loss at or above 90% of the best constant prediction's
-ONE_CLASS = 0.98  # share of windows given the most-predicted class
-MINORITY = 0.05  # ... while at least this share belongs to other classes
 
 
 def _layers(shares: dict[str, float]) -> dict[str, float]:
@@ -169,14 +167,15 @@ def prediction_collapse(ev: Evidence) -> Finding | None:
 
     How it is measured
       The model after the instrumented run predicts every validation window
-      (dropout off). Regression: the standard deviation of the outputs over
-      that of the targets, per target; fires below 0.1 while the validation
-      loss is at 90% or more of the best constant prediction's (a spread under
-      0.1 caps the explained variance near 19% at best, and the loss check
-      rules out a model that is merely cautious). Classification: fires when
-      one class is predicted for 98% or more of the windows while at least 5%
-      belong to other classes, with the loss at 90% or more of the class-prior
-      baseline's.
+      (dropout off). The spread is the standard deviation of its outputs over
+      that of the targets (regression, per target; the largest counts), or of
+      its predicted class probabilities over that of the one-hot labels
+      (classification, averaged over classes). Fires below 0.1 while the final
+      validation loss, and the best one during the run, are at 90% or more of
+      the best constant prediction's. A spread under 0.1 caps the explained
+      variance near 19%; the loss checks rule out a model that is merely
+      cautious, and one that learned and then drifted back (unstable or
+      overfitting training: T301, T308).
 
     Example
       Weekly CO2 in ppm (about 340) fed raw as input and target to an LSTM(16):
@@ -194,28 +193,25 @@ def prediction_collapse(ev: Evidence) -> Finding | None:
 
     Related: D102 unscaled-inputs, D104 unscaled-target, T302 learning-rate-too-low, D111 class-imbalance, M201 output-loss-mismatch
     """
-    base, loss = baseline_loss(ev), ev.get("prediction_loss")
-    at_base = base is None or (loss is not None and loss >= AT_BASELINE * base)
-    evidence = {"prediction_loss": loss, "input_free_loss": base}
-    spread = ev.get("prediction_spread")
-    if spread is not None:
-        if spread >= SPREAD or not at_base:
-            return None
-        evidence.update(prediction_spread=spread, threshold=SPREAD)
-        versus = f"; validation loss {loss / base:.3g}x the constant baseline's" if base and loss is not None else ""
-        return Finding.of(
-            "T307", f"The model predicts nearly a constant: its outputs vary {spread:.2g} times as much as the targets{versus}.",
-            evidence, confidence=0.9 if base is not None else 0.7,
-            fix="data.scale: standard for inputs and target, and a learning rate from the range test",
-        )
-    share, majority = ev.get("predicted_class_share"), ev.get("majority_share")
-    if share is None or majority is None or share < ONE_CLASS or majority > 1 - MINORITY or not at_base:
+    spread, base, loss = ev.get("prediction_spread"), baseline_loss(ev), ev.get("prediction_loss")
+    best = best_over(ev)
+    if spread is None or spread >= SPREAD:
         return None
-    evidence.update(predicted_class=ev.get("predicted_class"), predicted_class_share=share, majority_share=majority)
+    if base is not None and (loss is None or loss < AT_BASELINE * base or (best is not None and best < AT_BASELINE)):
+        return None  # better than a constant, now or earlier in the run
+    evidence = {"prediction_spread": spread, "threshold": SPREAD, "prediction_loss": loss, "input_free_loss": base,
+                "best_over_input_free": best}
+    versus = f"; validation loss {loss / base:.3g}x the constant baseline's" if base and loss is not None else ""
+    share = ev.get("predicted_class_share")
+    if share is None:
+        summary = f"The model predicts nearly a constant: its outputs vary {spread:.2g} times as much as the targets{versus}."
+    else:
+        evidence.update(predicted_class=ev.get("predicted_class"), predicted_class_share=share,
+                        majority_share=ev.get("majority_share"))
+        summary = (f"The model predicts nearly a constant: class {ev.get('predicted_class')} for {share:.0%} of the "
+                   f"validation windows, its probabilities varying {spread:.2g} times as much as the labels{versus}.")
     return Finding.of(
-        "T307",
-        f"The model predicts class {ev.get('predicted_class')} for {share:.0%} of the validation windows, "
-        f"though {1 - majority:.0%} of them belong to other classes.",
-        evidence, confidence=0.9 if base is not None else 0.7,
-        fix="data.scale: standard, a learning rate from the range test, logits (no sigmoid/softmax) into bce/ce",
+        "T307", summary, evidence, confidence=0.9 if base is not None else 0.7,
+        fix="data.scale: standard for inputs (and a regression target), a learning rate from the range test, "
+            "logits (no sigmoid/softmax) into bce/ce",
     )
