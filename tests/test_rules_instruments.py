@@ -59,6 +59,16 @@ def test_t303_short_memory_counts_only_when_the_model_does_not_learn():
     assert vanishing_gradients(learning(0.99, memory_length=38, memory_window=150)) is None
 
 
+def test_t303_reads_the_untrained_memory_when_the_outputs_ignore_the_inputs():
+    # A target in the thousands: the trained model's outputs are constant (spread 2.5e-6) and its
+    # end-of-run memory (0) says nothing; before training the LSTM reached 7 steps of 24.
+    inert = learning(28.9, memory_length=0, memory_length_init=7, memory_window=24, prediction_spread=2.5e-6)
+    assert vanishing_gradients(inert) is None
+    # A plain RNN that never reached the echo 40 steps back: 9 of 48 before training.
+    echo = learning(0.998, memory_length=4, memory_length_init=9, memory_window=48, prediction_spread=0.0075)
+    assert "last 10 input steps before training" in vanishing_gradients(echo).summary
+
+
 def test_t303_across_layers_and_absolute():
     assert vanishing_gradients(Evidence(grad_layer_ratio=0.003)).evidence["grad_layer_ratio"] == 0.003
     assert vanishing_gradients(Evidence(grad_layer_ratio=0.02)) is None

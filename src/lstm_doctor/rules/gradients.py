@@ -18,6 +18,7 @@ LAYER_FADE = 0.01  # first recurrent layer's RMS gradient over the last's: two o
 PERIOD_REACH = 0.5  # memory shorter than half the data's dominant period, while the model does not beat seasonal naive
 WINDOW_REACH = 0.25  # memory shorter than a quarter of the window, while the model does not learn
 NOT_LEARNING = 0.9  # best validation loss at or above 90% of a baseline's: no real improvement on it
+INERT = 0.01  # outputs varying under 1% of the targets' no longer depend on the inputs
 # T304
 FAR_GAIN = 10.0  # before training, the oldest inputs' gradient this many times the last step's
 LAYER_GAIN = 100.0  # first recurrent layer's RMS gradient over the last's
@@ -52,11 +53,17 @@ def vanishing_gradients(ev: Evidence) -> Finding | None:
       is the relative gradient. The memory length is the largest lag still at
       1% or more: an input that moves the loss a hundred times less than the
       latest one is lost in mini-batch noise. Measured before training and at
-      the end of the run; the end counts. Fires when the memory is shorter than
-      half the data's dominant period (when the period fits in the window), or
-      shorter than a quarter of the window while the best validation loss
-      stays at 90% or more of the best constant prediction's (not learning:
-      then three quarters of every window never reach the weights).
+      the end of the run; the end counts, unless the trained model's outputs
+      vary less than 1% as much as the targets: then they no longer depend on
+      the inputs, the gradients are round-off, and the untrained model's
+      memory is read instead. Fires when the memory is shorter than
+      half the data's dominant period (when the period fits in the window)
+      while the best validation loss stays at 90% or more of the seasonal-naive
+      forecast's (the model cannot use the last period, and it shows); or,
+      without a period, when the memory is shorter than a quarter of the
+      window while the best validation loss stays at 90% or more of the best
+      constant prediction's (not learning, and three quarters of every window
+      never reach the weights).
       Across layers: the RMS gradient of the first recurrent layer over that of
       the last (directions pooled, median over sampled steps); fires below
       0.01, two orders of magnitude (Glorot & Bengio 2010 describe gradients
@@ -89,8 +96,13 @@ def vanishing_gradients(ev: Evidence) -> Finding | None:
     memory, window = ev.get("memory_length"), ev.get("memory_window")
     period = ev.get("dominant_period")
     learned = best_over(ev)
+    when = ""
+    spread = ev.get("prediction_spread")
+    if spread is not None and spread < INERT and ev.get("memory_length_init") is not None:
+        # The trained outputs ignore the inputs: their gradients are round-off. Read the untrained model.
+        memory, when = ev["memory_length_init"], " before training"
     if memory is not None and window:
-        reach = "only the last input step" if memory == 0 else f"only the last {memory + 1} input steps"
+        reach = ("only the last input step" if memory == 0 else f"only the last {memory + 1} input steps") + when
         seasonal = best_over(ev, "seasonal_naive") or learned
         if period and 2 <= period < window:
             if memory < PERIOD_REACH * period and seasonal is not None and seasonal >= NOT_LEARNING:
