@@ -123,7 +123,7 @@ def test_instruments_leave_the_training_run_unchanged(sunspots_frame):
     assert probed.train_loss == plain.train_loss and probed.val == plain.val
     for (name, a), (_, b) in zip(plain_model.state_dict().items(), model.state_dict().items()):
         assert torch.equal(a, b), name
-    assert len(ctx.plots["gates"]["steps"]) > plain.steps // 2  # the probes did run, often
+    assert len(ctx.plots["gates"]["steps"]) > plain.steps // 4  # the probes did run, often (gates every 2 x 2 steps)
 
 
 def test_clipped_fraction_follows_the_clip_norm(sunspots_frame):

@@ -175,8 +175,7 @@ class LoopRecord:
             spread._regression(out, y if y.numel() != out.numel() else y.reshape(out.shape), None)
         else:
             probabilities = bool(((out >= 0) & (out <= 1)).all()) and task == "binary"
-            decide = Objective("ce" if task == "multiclass" else "bce", task, threshold=0.5 if probabilities else 0.0).decide
-            spread._classes(decide(out), y, None)
+            spread.measure(out, y, Objective("ce" if task == "multiclass" else "bce", task, threshold=0.5 if probabilities else 0.0))
 
 
 def judge_loop(ctx: ProbeContext, setup: dict[str, Any], logged: bool) -> Report:

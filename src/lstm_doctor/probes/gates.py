@@ -44,6 +44,7 @@ TANH_EDGE = 0.95
 DEAD_STD = 1e-3
 LIVE_SHARE = 0.01  # a unit inside its working range this rarely is saturated: SageMaker's threshold_inactivity (1%)
 GATE_BATCH = 16  # windows: 16 x steps values per unit and gate; a pass costs about one training step
+GATE_EVERY = 2  # in budget.probe_every steps: keeps the passes near 2% of the training
 
 # Gate names in PyTorch's stacking order, and which of them are tanh (the rest are sigmoids).
 GATES = {"LSTM": ("input", "forget", "cell", "output"), "GRU": ("reset", "update", "new"), "RNN_TANH": ("tanh",), "RNN_RELU": ()}
@@ -221,11 +222,11 @@ def dead(trace: LayerTrace, mask: torch.Tensor | None = None) -> torch.Tensor:
 
 
 class GateMonitor(Instrument):
-    """Recomputes the gates on the probe batch at the start, every ``probe_every`` steps and at the end."""
+    """Recomputes the gates on the probe batch at the start, every ``GATE_EVERY * probe_every`` steps and at the end."""
 
     def __init__(self, ctx: ProbeContext):
         super().__init__(ctx)
-        self.every = ctx.budget.probe_every
+        self.every = GATE_EVERY * ctx.budget.probe_every
         self.batch = probe_batch(ctx.setup.data.train, GATE_BATCH)
         self.steps: list[int] = []
         self.saturation: dict[str, list[float]] = {}

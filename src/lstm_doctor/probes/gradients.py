@@ -61,9 +61,21 @@ def layer_groups(model: nn.Module) -> tuple[dict[str, list[nn.Parameter]], list[
     return groups, recurrent
 
 
+def _total(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all ``tensors`` together, as a 0-dim tensor (no host sync).
+
+    One fused kernel for the per-tensor norms where torch offers it, as
+    clip_grad_norm_ does (torch's public get_total_norm spends ~0.3 ms per call in Python).
+    """
+    if not tensors:
+        return torch.zeros(())
+    foreach = getattr(torch, "_foreach_norm", None)
+    norms = foreach(tensors) if foreach is not None else [torch.linalg.vector_norm(t) for t in tensors]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+
+
 def _norm(tensors: list[torch.Tensor]) -> float:
-    """The 2-norm of all ``tensors`` together (torch's get_total_norm spends ~0.3 ms per call in Python)."""
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))) if tensors else 0.0
+    return float(_total(tensors))
 
 
 def _flat(params: list[nn.Parameter]) -> torch.Tensor:
@@ -95,7 +107,7 @@ class GradientMonitor(Instrument):
         super().__init__(ctx)
         self.every = ctx.budget.probe_every
         self.clip = ctx.setup.clip_norm
-        self.totals: list[float] = []
+        self.totals: list[float | torch.Tensor] = []  # tensors until the run ends: no host sync per step
         self.steps: list[int] = []
         self.per_layer: dict[str, list[float]] = {}
         self.rms: dict[str, list[float]] = {}
@@ -113,7 +125,7 @@ class GradientMonitor(Instrument):
     @guarded
     def after_backward(self, state: TrainState) -> None:
         if self.clip is None:  # with clipping, clip_grad_norm_ hands us the same number in after_step
-            self.totals.append(_norm([p.grad for p in self.params if p.grad is not None]))
+            self.totals.append(_total([p.grad.detach() for p in self.params if p.grad is not None]))
         if not sampled(state.step, self.every):
             return
         self.steps.append(state.step)
@@ -155,6 +167,7 @@ class GradientMonitor(Instrument):
 
     @guarded
     def on_train_end(self, state: TrainState) -> None:
+        self.totals = [float(v) for v in self.totals]
         finite = [v for v in self.totals if math.isfinite(v)]
         nonfinite = [i for i, v in enumerate(self.totals) if not math.isfinite(v)]
         clipped = None

@@ -51,7 +51,11 @@ class PredictionSpread(Instrument):
         ev = self.ctx.evidence
         ev["prediction_loss"] = float(objective(out, y, lengths))
         mask = step_mask(lengths, out.shape[0], out.shape[1], device) if data.per_step else None
-        if data.task == "regression":
+        self.measure(out, y, objective, mask)
+
+    def measure(self, out: torch.Tensor, y: torch.Tensor, objective: Objective, mask: torch.Tensor | None = None) -> None:
+        """The spread evidence of outputs ``out`` against targets ``y`` (``mask``: the real steps of per-step data)."""
+        if objective.task == "regression":
             self._regression(out, y, mask)
         else:
             self._classes(out, objective, y, mask)

@@ -50,10 +50,10 @@ def saturated_gates(ev: Evidence) -> Finding | None:
     How it is measured
       PyTorch's fused LSTM/GRU kernels hide their gates, so the gates of every
       layer and direction are recomputed from its own weights on 16 fixed
-      training windows, before training, every probe_every steps and at the end
-      (the outputs rebuilt from them match the fused layer's to 1e-10 in
-      float64, tests/test_gate_recompute.py). A sigmoid gate is saturated below 0.05 or
-      above 0.95 (slope under 0.048, a fifth of its peak), a tanh activation
+      training windows, before training, every 2 x probe_every steps and at
+      the end (the outputs rebuilt from them match the fused layer's to 1e-10
+      in float64, tests/test_gate_recompute.py). A sigmoid gate is saturated
+      below 0.05 or above 0.95 (slope under 0.048, a fifth of its peak), a tanh activation
       beyond +-0.95 (slope under a tenth of its peak); Karpathy, Johnson &
       Fei-Fei (2015) chart LSTM gate saturation the same way with 0.1/0.9.
       Per layer, the mean saturated share over its gates, leaving out the
