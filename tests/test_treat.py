@@ -13,12 +13,13 @@ from lstm_doctor.config import SetupConfig
 from lstm_doctor.errors import InputError
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.treat import apply_change, treat
+from lstm_doctor.treat import TREATMENTS, apply_change, treat
 from lstm_doctor.treat.executors import LocalExecutor
 from lstm_doctor.treat.treatments import describe, merge
 from lstm_doctor.treat.trials import TrialSpec, run_trial
 from lstm_doctor.treat.verify import candidates, compare
 
+TREATMENTS_BY_NAME = {t.name: t for t in TREATMENTS}
 # Small enough for the test suite: a few hundred steps per trial at most.
 TINY = replace(BUDGETS["quick"], train_steps=120, fraction_of_training=0.0)
 
@@ -62,6 +63,20 @@ def test_candidates_follow_rank_skip_info_and_merge_duplicates():
     codes = dict((t.name, c) for t, _, c in chosen)
     assert codes["scale-inputs-and-target"] == ["D102", "D104"]
     assert len(candidates(findings, config, Evidence(), limit=1)) == 1
+
+
+def test_downsampling_brings_long_sequences_within_the_cells_reach():
+    def factor(cell: str, steps: int, downsample: int = 1, **ev) -> int | None:
+        config = SetupConfig.model_validate({"data": {"task": "multiclass", "downsample": downsample}, "model": {"cell": cell}})
+        change = TREATMENTS_BY_NAME["downsample-sequences"].propose(config, Evidence(source_kind="arrays", steps=steps, **ev))
+        return None if change is None else change["data"]["downsample"]
+
+    # OSULeaf's 427 steps: an LSTM carries ~300 (D109's limit), a plain RNN ~50.
+    assert factor("lstm", 427) == 2 and factor("rnn", 427) == 9
+    assert factor("lstm", 300) is None and factor("rnn", 60) == 2
+    assert factor("lstm", 427, per_step=True) is None  # per-step targets would lose their alignment
+    # Already averaged by 2 and still too long: the factor compounds on the fed steps.
+    assert factor("rnn", 214, downsample=2) == 10
 
 
 def test_trial_records_divergence_instead_of_raising(sunspots_frame):

@@ -3,6 +3,7 @@
     python -m bench.zoo --budget quick --split tuning --limit 40 --jobs 1 --out bench/zoo_results.json
     python -m bench.zoo --list                      # the scenarios and counts, nothing run
     python -m bench.zoo --split report --results-md bench/RESULTS.md
+    python -m bench.zoo --split report --codes D102,T301 --per-family 1 --treat   # the repair rate on a subset
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="tuning (tune thresholds here), report (held out, for RESULTS.md) or all")
     p.add_argument("--codes", default=None, help="only scenarios about these codes, e.g. D102,T301 (healthy: the controls)")
     p.add_argument("--limit", type=int, default=None, help="run the first N selected scenarios (families interleaved)")
+    p.add_argument("--per-family", type=int, default=None, help="at most N scenarios of each family (the first selected)")
     p.add_argument("--jobs", type=int, default=1, help="cases run in parallel (separate processes)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per job (default: cores / jobs)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per family x dataset x severity")
@@ -68,8 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     codes = args.codes.split(",") if args.codes else None
-    chosen = select(all_scenarios(seeds=args.seeds, healthy_seeds=args.healthy_seeds), split=args.split, codes=codes,
-                    limit=args.limit)
+    chosen = select(all_scenarios(seeds=args.seeds, healthy_seeds=args.healthy_seeds), split=args.split, codes=codes)
+    if args.per_family:
+        taken: Counter = Counter()
+        chosen = [s for s in chosen if taken.update([s.family]) or taken[s.family] <= args.per_family]
+    chosen = chosen[: args.limit] if args.limit else chosen
     if args.list:
         for s in chosen:
             print(f"{s.split:7} {s.id:70} top1={'|'.join(s.top1) or '-'} top3={','.join(s.top3) or '-'}")

@@ -7,6 +7,8 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
+from bench.zoo.repair import OUTCOMES
+
 # The issue's targets.
 TARGETS = {"top1": 0.90, "top3": 0.97, "false_alarm": 0.05, "median_seconds": 30.0}
 
@@ -28,7 +30,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Every metric of one zoo run, from its per-case records."""
     faults = [r for r in records if r["code"] != "healthy"]
     controls = [r for r in records if r["code"] == "healthy"]
-    seconds = sorted(r["seconds"] for r in records if r.get("status") != "error")
+    seconds = [r["seconds"] for r in records if r.get("status") != "error"]
     summary: dict[str, Any] = {
         "cases": len(records),
         "fault_cases": len(faults),
@@ -39,10 +41,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "top3": _rate(r["top3_ok"] for r in faults),
         "false_alarm": _rate(r["false_alarm"] for r in controls),
         "symptom": _rate(r["symptom_ok"] for r in records),
-        "seconds": {"median": round(statistics.median(seconds), 2) if seconds else None,
-                    "p90": round(seconds[int(0.9 * (len(seconds) - 1))], 2) if seconds else None,
-                    "max": round(seconds[-1], 2) if seconds else None,
-                    "total": round(sum(seconds), 1)},
+        "seconds": _spread(seconds),
         "rss_peak_mb": max((r.get("rss_peak_mb", 0.0) for r in records), default=None),
     }
     summary["per_code"] = {code: {"top1": _rate(r["top1_ok"] for r in rs), "top3": _rate(r["top3_ok"] for r in rs),
@@ -56,8 +55,34 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     summary["missed_first"] = _missed(faults)
     summary["healthy"] = _healthy(controls)
     summary["repair"] = _rate(r.get("repaired") for r in faults)
+    summary["treat"] = _treat([r for r in faults if "repair" in r])
     summary["targets"] = _against_targets(summary)
     return summary
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    """Median, 90th percentile, maximum and total."""
+    v = sorted(values)
+    return {"median": round(statistics.median(v), 2) if v else None, "p90": round(v[int(0.9 * (len(v) - 1))], 2) if v else None,
+            "max": round(v[-1], 2) if v else None, "total": round(sum(v), 1)}
+
+
+def _treat(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """--treat: every fault case's repair outcome (the rate's own cases and the rest,
+    each kind counted apart), per family, and the time per case."""
+    if not cases:
+        return None
+    outcome = lambda r: r["repair"]["outcome"]
+    return {
+        "cases": len(cases),
+        "outcomes": {o: n for o in OUTCOMES if (n := sum(outcome(r) == o for r in cases))},
+        "per_family": {fam: dict(Counter(outcome(r) for r in rs).most_common()) for fam, rs in _by(cases, "family").items()},
+        # examine with its treatment trials (what a user waits for), and the trials alone
+        "seconds": _spread([r["seconds"] for r in cases if r.get("status") != "error"]),
+        "treat_seconds": _spread([r["timing"]["treat_s"] for r in cases if "treat_s" in (r.get("timing") or {})]),
+        # the bench's own cost: training the healthy references
+        "reference_seconds": round(sum(r["repair"].get("reference_seconds", 0.0) for r in cases), 1),
+    }
 
 
 def _recall(faults: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,8 @@ A fault case is scored on its ranked codes (rank 1 among the acceptable codes;
 every required code among the first three) and its symptom; a healthy control
 on false alarms (any critical finding, or a symptom other than ``healthy``) and
 on whether it really beats the baselines, both in the examined run and after
-the setup's own full training.
+the setup's own full training. With ``treat``, a fault case also gets its
+repair outcome (``bench/zoo/repair.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.report import Report
 
+from bench.zoo.repair import IN_RATE, measure
 from bench.zoo.scenarios import Scenario
 
 # A healthy model must have real skill: its validation loss at least 20% below
@@ -93,12 +95,12 @@ def score(scenario: Scenario, report: Report) -> dict[str, Any]:
     return out
 
 
-def _repaired(scenario: Scenario, report: Report) -> bool | None:
-    """--treat: whether a verified treatment addressed an expected code (None: no trials ran)."""
-    if not report.treatments:
-        return None
-    wanted = set(scenario.top1) | set(scenario.top3)
-    return any(t.get("verified") and wanted & set(t.get("for", [])) for t in report.treatments)
+def _repair(scenario: Scenario, setup: Setup, report: Report, budget: str) -> dict[str, Any]:
+    """--treat: the case's repair outcome against its healthy reference (bench/zoo/repair.py)."""
+    try:
+        return measure(scenario, setup, report, budget)
+    except Exception as err:  # the bench's own failure: recorded, never counted as a repair or a miss
+        return {"outcome": "error", "error": f"{type(err).__name__}: {err}"}
 
 
 def _final_val(report: Report) -> dict[str, float]:
@@ -123,6 +125,8 @@ def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | No
                       codes=[], symptom=None, top1_ok=None if scenario.is_healthy else False,
                       top3_ok=None if scenario.is_healthy else False, false_alarm=True if scenario.is_healthy else None,
                       symptom_ok=None if scenario.symptoms is None else False)
+        if treat and not scenario.is_healthy:
+            record["repair"] = {"outcome": "error", "error": record["error"]}
         record["rss_peak_mb"] = round(peak_rss_mb(), 1)
         return record
     record.update(score(scenario, report))
@@ -134,8 +138,11 @@ def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | No
         timing=report.timing,
         baseline_loss={k: v.get("loss") for k, v in report.baselines.items()},
         final_val=_final_val(report),
-        repaired=_repaired(scenario, report) if treat else None,
     )
+    if treat and not scenario.is_healthy:
+        record["repair"] = _repair(scenario, setup, report, budget)
+        outcome = record["repair"]["outcome"]
+        record["repaired"] = (outcome == "repaired") if outcome in IN_RATE else None
     record["beats_baselines"] = beats_baselines(record["final_val"].get("loss"), record["baseline_loss"])
     if scenario.is_healthy and verify_healthy:
         record["full_training"] = full_training(setup, record["baseline_loss"])

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from lstm_doctor.config import SetupConfig, parse_config
 from lstm_doctor.evidence import Evidence
+from lstm_doctor.rules.data import BPTT_LIMIT
 
 Change = dict[str, dict[str, Any]]
 
@@ -128,10 +129,13 @@ def _longer_window(c: SetupConfig, ev: Evidence) -> Change | None:
 
 
 def _downsample(c: SetupConfig, ev: Evidence) -> Change | None:
+    """Average enough steps that the sequence fits the cell's reach (D109's limit, as its fix says):
+    on OSULeaf (427 steps) 2 for an LSTM and 9 for a plain RNN beat a fixed 100-step target."""
     steps = ev.get("steps")
-    if ev.get("source_kind") != "arrays" or not isinstance(steps, int) or steps <= 100 or ev.get("per_step"):
+    limit = BPTT_LIMIT.get(c.model.cell, BPTT_LIMIT["lstm"])
+    if ev.get("source_kind") != "arrays" or not isinstance(steps, int) or steps <= limit or ev.get("per_step"):
         return None
-    return {"data": {"downsample": int(math.ceil(steps / 100))}}
+    return {"data": {"downsample": c.data.downsample * math.ceil(steps / limit)}}
 
 
 def _true_end(c: SetupConfig, ev: Evidence) -> Change | None:

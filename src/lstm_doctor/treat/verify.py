@@ -47,6 +47,14 @@ def task_metric(task: str) -> tuple[str, bool]:
     return ("rmse", True) if task == "regression" else ("balanced_accuracy", False)
 
 
+def trial_plan(setup: Setup, budget: Budget) -> tuple[list[int], int]:
+    """The seeds and the step cap every trial of ``setup`` runs with: at least
+    ``MIN_SEEDS`` seeds from the setup's own, and the instrumented run's cap (the
+    setup's own training when the budget affords it)."""
+    seeds = [setup.seed + k for k in range(max(MIN_SEEDS, budget.seeds))]
+    return seeds, budget.training_steps(Workload.of(setup))
+
+
 def candidates(findings: list[Finding], config, ev: Evidence, limit: int) -> list[tuple[Treatment, Change, list[str]]]:
     """Treatments for the ranked findings, best-ranked first, one per distinct change."""
     chosen: dict[str, tuple[Treatment, Change, list[str]]] = {}
@@ -86,13 +94,13 @@ def compare(before: list[float], after: list[float], lower_is_better: bool) -> d
             "improved": bool(rel >= MIN_GAIN and p < MAX_P)}
 
 
-def _scores(results: list[dict | None], metric: str, worst: float) -> list[float]:
+def trial_scores(results: list[dict | None], metric: str, worst: float) -> list[float]:
     """The metric per finished trial; a run that diverged or failed scores ``worst``.
     A run cut short by the time limit is no result: it trained less than the others."""
     return [r["metrics"].get(metric, worst) for r in results if r is not None and r.get("stopped") != "time-limit"]
 
 
-def _worst_value(ev: Evidence, task: str, n_classes: int) -> float:
+def worst_score(ev: Evidence, task: str, n_classes: int) -> float:
     if task == "regression":
         mean = (ev.get("baselines") or {}).get("mean", {}).get("rmse")
         return float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else math.inf
@@ -126,10 +134,8 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
         return out
     config = setup.config
     metric, lower = task_metric(setup.data.task)
-    worst = _worst_value(ev, setup.data.task, setup.data.n_outputs)
-    seeds = [config.training.seed + k for k in range(max(MIN_SEEDS, budget.seeds))]
-    # The same cap as the instrumented run: the setup's own training when the budget affords it.
-    steps = budget.training_steps(Workload.of(setup))
+    worst = worst_score(ev, setup.data.task, setup.data.n_outputs)
+    seeds, steps = trial_plan(setup, budget)
     executor = executor or LocalExecutor()
     device = str(setup.device)
     wall_deadline = None if deadline is None else time.time() + (deadline - time.monotonic())
@@ -163,10 +169,10 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
         out.complete, out.interrupted = False, True
         out.notes.append("Treatment trials were interrupted; no treatment was verified.")
         return out
-    before = _scores(grouped["untreated"], metric, worst)
+    before = trial_scores(grouped["untreated"], metric, worst)
     entries: dict[str, dict[str, Any]] = {}
     for t, change, codes in chosen:
-        after = _scores(grouped[t.name], metric, worst)
+        after = trial_scores(grouped[t.name], metric, worst)
         if len(after) < MIN_SEEDS or len(before) < MIN_SEEDS:
             out.complete = False
             continue
@@ -177,6 +183,7 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
             "curves": {"before": _curve(grouped["untreated"]), "after": _curve(grouped[t.name])},
             "code": {"pytorch": t.pytorch, "keras": t.keras},
             "seconds": float(sum(r["seconds"] for r in grouped[t.name] if r)),
+            "recommended": False,
         }
     out.treatments = list(entries.values())
     _mark_findings(findings, entries, len(seeds))
@@ -185,25 +192,28 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
         out.notes.append("No treatment measurably improved the validation "
                          f"{metric.replace('_', ' ')}; the causes found are not fixed by these changes.")
         return out
-    best = verified[-1]
-    out.recommended = best["change"]
+    best = chosen_entry = verified[-1]
     if len(verified) > 1:
         combined = merge(*(e["change"] for e in verified))  # the best treatment's values win conflicts
         label = "combined: " + " + ".join(e["name"] for e in reversed(verified))
         try:
-            combo = _scores(run([(label, apply_change(config, combined))])[label], metric, worst)
+            combo = trial_scores(run([(label, apply_change(config, combined))])[label], metric, worst)
         except KeyboardInterrupt:
             combo, out.complete, out.interrupted = [], False, True
         if len(combo) >= MIN_SEEDS:
             vs_best = compare(best["metric"]["after"]["values"], combo, lower)
             verdict = compare(before, combo, lower)
-            out.treatments.append({
+            entry = {
                 "name": label, "for": sorted({c for e in verified for c in e["for"]}), "change": combined,
                 "change_text": describe(combined), "metric": {"name": f"val_{metric}", **verdict},
                 "verified": verdict["improved"], "beats_best_single": vs_best["relative_gain"] > 0, "curves": {},
-            })
+                "recommended": False,
+            }
+            out.treatments.append(entry)
             if verdict["improved"] and vs_best["relative_gain"] > 0:
-                out.recommended = combined
+                chosen_entry = entry
+    chosen_entry["recommended"] = True
+    out.recommended = chosen_entry["change"]
     out.recommended_setup = apply_change(config, out.recommended).model_dump(mode="json")
     return out
 
