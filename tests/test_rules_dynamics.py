@@ -74,6 +74,19 @@ def test_t301_well_above_the_suggestion_inside_the_range_with_spikes() -> None:
     assert dynamics.learning_rate_too_high(ev) is None
 
 
+def test_t301_run_whose_updates_saturate_the_gates() -> None:
+    # Validation looks fine, but the gates went from free at init to pinned: the updates did it.
+    lstm = {"layer0.input": 0.55, "layer0.forget": 0.5, "layer0.cell": 0.45, "layer0.output": 0.7}
+    free = dict.fromkeys(lstm, 0.0)
+    ev = run(falling(30), user_lr=0.1, lr_safe_range=[2e-3, 0.06], lr_suggested=7e-3, lr_range_min_loss=0.25,
+             gate_saturation=lstm, gate_saturation_init=free)
+    f = dynamics.learning_rate_too_high(ev)
+    assert f is not None and "into saturation" in f.summary and f.evidence["gate_saturation"]["layer"] == "layer0"
+    # Near misses: pinned from the start (the inputs or the init did it), or at a rate near the suggestion.
+    assert dynamics.learning_rate_too_high(Evidence(ev, gate_saturation_init=lstm)) is None
+    assert dynamics.learning_rate_too_high(Evidence(ev, user_lr=0.01)) is None
+
+
 def test_t301_without_a_suggestion_the_small_batch_overshoots() -> None:
     ev = run([0.69, 0.72, 0.70, 0.69] * 5, user_lr=1.0, lr_suggested=None, lr_safe_range=None, baseline_loss={"majority": 0.69},
              small_batch_size=16, small_batch_constant_loss=0.693, small_batch_user_peak=2.69, small_batch_sound_peak=0.693)

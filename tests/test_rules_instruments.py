@@ -127,7 +127,13 @@ def test_t305_forget_and_update_gates_near_one_are_memory_not_saturation():
     gru = {"layer0.reset": 0.1, "layer0.update": 1.0, "layer0.new": 0.3}
     assert saturated_gates(Evidence(gate_saturation=lstm)) is None
     assert saturated_gates(Evidence(gate_saturation=gru)) is None
-    assert saturated_gates(Evidence(gate_saturation={"layer0.tanh": 0.68})).code == "T305"
+
+
+def test_t305_leaves_a_plain_rnn_to_t306_and_t303():
+    # A plain RNN has no gates; its pinned tanh is reported as stuck units (T306) and vanishing gradients (T303).
+    assert saturated_gates(Evidence(gate_saturation={"layer0.tanh": 0.68})) is None
+    lstm_on_top = {"layer0.tanh": 0.1, "layer1.input": 0.9, "layer1.forget": 0.9, "layer1.cell": 0.9, "layer1.output": 0.9}
+    assert saturated_gates(Evidence(gate_saturation=lstm_on_top)).evidence["layer"] == "layer1"
 
 
 # T306 dead-units

@@ -119,6 +119,17 @@ def test_m203_on_hand_made_evidence():
     assert rules.too_little_capacity(_m203_evidence(train_loss_steps=memorized)) is None  # overfits, not underfits
 
 
+def test_m203_still_improving_but_unable_to_memorise_a_handful():
+    # Still falling (T312 alone would say "train longer"), but even 16 windows cannot be memorised:
+    # the sound recipe ends at 40% of a constant's loss, where a model wide enough gets under 10%.
+    falling = list(np.linspace(1.0, 0.62, 120))
+    handful = {"small_batch_constant_loss": 1.9, "small_batch_sound_best": 0.76}
+    found = rules.too_little_capacity(_m203_evidence(train_loss_steps=falling, **handful))
+    assert found.code == "M203" and found.evidence["small_batch_over_constant"] == pytest.approx(0.4)
+    memorised = {"small_batch_constant_loss": 1.9, "small_batch_sound_best": 0.1}  # near miss: it can memorise
+    assert rules.too_little_capacity(_m203_evidence(train_loss_steps=falling, **memorised)) is None
+
+
 def test_m203_for_classes_judges_balanced_accuracy():
     base = {"majority": {"loss": 0.69, "balanced_accuracy": 0.5}, "linear": {"loss": 1.4, "balanced_accuracy": 0.95}}
     history = [{"step": 60, "loss": 0.62, "balanced_accuracy": 0.58}, {"step": 120, "loss": 0.6, "balanced_accuracy": 0.61}]
@@ -236,6 +247,9 @@ def test_m207_forget_bias_judged_on_memory_against_the_period(sunspots_frame):
     worse = ev("default", memory=4)
     worse.update(val_history=[{"loss": 0.6}], input_free_loss=1.0, linear_baseline_loss=0.3)
     assert rules.forget_bias(worse).severity == "warning"  # 57%
+    untrained = ev("default", memory=4)
+    untrained.update(val_history=[{"loss": 0.95}], input_free_loss=1.0, linear_baseline_loss=0.3)
+    assert rules.forget_bias(untrained) is None  # 7%: hardly trained, its memory is an untrained model's
 
 
 # ---------------------------------------------------------------- M209

@@ -15,10 +15,11 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     "D101": ("D102", "D103", "D104", "D106", "D110", "T301", "T302", "T304", "T307", "T309", "T313"),
     # No learnable signal: nothing that tunes training can help.
     # Whatever is fitted without a signal is noise (T308, M204), whatever the dropout or batch size.
-    "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M204", "M206", "M213", "T301", "T302", "T303", "T305",
-             "T307", "T308", "T309", "T311", "T312"),
-    "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T309", "T313", "M206"),
-    "D104": ("T301", "T302", "T304", "T307", "T309", "T313"),
+    "D110": ("D102", "D103", "D104", "D107", "D108", "M203", "M204", "M206", "M207", "M213", "T301", "T302", "T303",
+             "T305", "T307", "T308", "T309", "T311", "T312"),
+    # Unscaled inputs or targets also make the trained model's memory (M207's evidence) meaningless.
+    "D102": ("D103", "T301", "T302", "T303", "T304", "T305", "T306", "T307", "T309", "T313", "M206", "M207"),
+    "D104": ("T301", "T302", "T304", "T307", "T309", "T313", "M207"),
     # Data faults behind training symptoms: a random split causes the window-overlap leak;
     # values cast to integers lose the signal; outliers make gradient spikes; sequences too
     # long for BPTT make gradients vanish; a short window looks like too little capacity;

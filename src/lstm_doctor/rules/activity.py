@@ -9,28 +9,15 @@ from __future__ import annotations
 
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.rules.progress import baseline_loss, best_over
+from lstm_doctor.rules.progress import baseline_loss, best_over, saturation_by_layer
 from lstm_doctor.rules.registry import rule
 
 # T305 / T306: a layer counts when more than half its gate activations or units are affected,
 # SageMaker Debugger's threshold_layer default (50%) for saturated activations and dead ReLUs.
 LAYER_SHARE = 0.5
-# Gates whose saturation near 1 is how the cell keeps its memory (Karpathy et al. 2015 find
-# right-saturated forget gates in well-trained LSTMs): left out of the saturation average.
-MEMORY_GATES = {"forget", "update"}
 # T307
 SPREAD = 0.1  # outputs' std under a tenth of the targets'
 AT_BASELINE = 0.9  # loss at or above 90% of the best constant prediction's
-
-
-def _layers(shares: dict[str, float]) -> dict[str, float]:
-    """Mean saturation per layer over its non-memory gates ({"layer0.input": ...} -> {"layer0": ...})."""
-    grouped: dict[str, list[float]] = {}
-    for key, share in shares.items():
-        layer, _, gate = key.rpartition(".")
-        if gate not in MEMORY_GATES and share is not None:
-            grouped.setdefault(layer, []).append(share)
-    return {layer: sum(v) / len(v) for layer, v in grouped.items()}
 
 
 def _not_learning(ev: Evidence) -> bool:
@@ -60,6 +47,8 @@ def saturated_gates(ev: Evidence) -> Finding | None:
       forget (LSTM) and update (GRU) gates, whose saturation near 1 is how a
       cell remembers. Fires when a layer exceeds 50% at the end of the run,
       SageMaker Debugger's threshold_layer default for saturated activations.
+      A plain RNN has no gates: its tanh pinned at +-1 is reported as units
+      stuck at their limits (T306) and, over time, vanishing gradients (T303).
 
     Example
       Weekly CO2 in ppm (about 340) fed raw to an LSTM(16): 88% of the input
@@ -79,7 +68,7 @@ def saturated_gates(ev: Evidence) -> Finding | None:
     shares = ev.get("gate_saturation")
     if not shares:
         return None
-    layers = _layers(shares)
+    layers = saturation_by_layer(shares)
     hot = {layer: share for layer, share in layers.items() if share > LAYER_SHARE}
     if not hot:
         return None

@@ -17,6 +17,7 @@ import math
 from lstm_doctor.curves import finite, late_share, overfit_rise, relative_drop, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
+from lstm_doctor.rules.progress import saturation_by_layer
 from lstm_doctor.rules.registry import rule
 from lstm_doctor.symptom import OVERFIT_RISE, STILL_FALLING, diverging, not_learning, overfitting, still_falling, unstable, val_curve
 
@@ -24,6 +25,7 @@ from lstm_doctor.symptom import OVERFIT_RISE, STILL_FALLING, diverging, not_lear
 HIGH_RATIO = 3.0  # the user's rate over the suggestion, for a run that shows the damage
 SWEEP_GAP = 1.5  # the run's final training loss over the lowest the range test reached
 OVERSHOOT = 2.0  # without a suggestion: the handful's loss at the user's settings, over a constant's
+SATURATED = 0.5  # a layer's share of pinned gate activations at the end of the run (T305's threshold)
 # T302
 LOW_RATIO = 30.0  # suggestion over the user's rate
 SLOW_FRACTION = 0.25  # the run's relative loss drop over the range test's
@@ -82,7 +84,10 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
       Inf, or the smoothed training
       loss ended 1.5x above its lowest point), is unstable (see the symptom), or
       ends at a training loss 1.5x or more the lowest the range test reached
-      in its few hundred steps. A run that diverged is enough when the range
+      in its few hundred steps, or the run drove the gates into saturation
+      (T305's measure: over half of a layer's gate activations pinned at
+      their limits at the end, under a quarter before training, so the
+      updates did it, not the inputs). A run that diverged is enough when the range
       test could not be run or found no working rate. When the range test
       found no working rate at all, fit-a-small-batch is the witness: on 16
       training windows your settings drive the loss to twice a constant
@@ -138,6 +143,18 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
     return None
 
 
+def _saturated_in_training(ev: Evidence) -> tuple[str, float, float] | None:
+    """The layer whose gates training pinned at their limits (T305's measure): over half at the end, under a
+    quarter before training, so the updates did it, not the inputs. (layer, share at init, share at end)."""
+    end = saturation_by_layer(ev.get("gate_saturation") or {})
+    start = saturation_by_layer(ev.get("gate_saturation_init") or {})
+    driven = {k: v for k, v in end.items() if v > SATURATED and start.get(k, 1.0) < SATURATED / 2}
+    if not driven:
+        return None
+    layer = max(driven, key=driven.get)
+    return layer, start[layer], driven[layer]
+
+
 def _damage(ev: Evidence, evidence: dict) -> str | None:
     """What the training run shows of a too-large rate, if anything (adds its numbers to ``evidence``)."""
     train, low = finite(ev.get("train_loss_steps") or []), ev.get("lr_range_min_loss")
@@ -147,6 +164,11 @@ def _damage(ev: Evidence, evidence: dict) -> str | None:
         return "the training loss climbs back up"
     if unstable(ev):
         return "the validation loss spikes and swings"
+    driven = _saturated_in_training(ev)
+    if driven is not None:
+        layer, start, end = driven
+        evidence["gate_saturation"] = {"layer": layer, "at_init": round(start, 3), "at_end": round(end, 3)}
+        return f"the updates drove the gates of {layer} into saturation ({start:.0%} of them pinned at the start, {end:.0%} at the end)"
     if gap is not None and gap >= SWEEP_GAP:
         return f"training ends at a loss {_gap(gap)} the lowest the range test reached ({tail_level(train):.3g} vs {low:.3g})"
     if not_learning(ev):

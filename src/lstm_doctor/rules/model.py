@@ -33,6 +33,7 @@ LINEAR_GAIN = 0.8
 SETTLED = 0.05
 NOT_OVERFIT = 0.7
 SMALL_HIDDEN = 8
+MEMORISED = 0.1  # fit-a-small-batch's best loss over a constant's that a model wide enough reaches
 # M204: trainable parameters per training target value (as D116), and the
 # validation loss ending this far above its best while the training loss falls.
 PARAMS_PER_VALUE = 10.0
@@ -74,6 +75,14 @@ def _model(ev: Evidence) -> str:
     depth = ev.get("recurrent_layers") or 1
     size = f"({sizes[0]})" if sizes else ""
     return f"{depth}-layer {name}{size}" if depth > 1 else f"{name}{size}"
+
+
+def _handful_share(ev: Evidence) -> float | None:
+    """Fit-a-small-batch's best loss (sound recipe) over the best constant's on the same windows."""
+    constant, best = ev.get("small_batch_constant_loss"), ev.get("small_batch_sound_best")
+    if constant is None or best is None or not constant > 0 or not math.isfinite(best):
+        return None
+    return best / constant
 
 
 def _best_val(ev: Evidence) -> float | None:
@@ -266,7 +275,12 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
       - at least 10% (it learned: a model stuck on a constant is explained by
         other codes), and under 80% (it falls clearly short of linear);
       - with the run settled: the median training loss of its last quarter
-        within 5% of the third quarter's (not still improving, T312);
+        within 5% of the third quarter's (not still improving, T312); or,
+        while it is still improving, with the model unable to memorise 16
+        training windows: fit-a-small-batch (Adam at 1e-2, 200 steps, see
+        T309) leaves the loss above a tenth of a constant's, where any model
+        wide enough for its data gets far below it. More epochs then make
+        a too-small model slowly better, never good;
       - without overfitting: its training loss at the end at least 0.7x its
         best validation loss;
       - on a narrow model: fewer than 8 units, or fewer units than input
@@ -299,8 +313,11 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
         return None
     q = quarter_medians(train)
     settled = q[2] > 0 and (q[2] - q[3]) / q[2] < SETTLED
+    handful = _handful_share(ev)
+    cannot_memorise = handful is not None and handful > MEMORISED
     train_end = tail_level(train)
-    if not (LEARNED_SHARE <= captured < LINEAR_GAIN and settled and train_end >= NOT_OVERFIT * best_loss):
+    if not (LEARNED_SHARE <= captured < LINEAR_GAIN and (settled or cannot_memorise)
+            and train_end >= NOT_OVERFIT * best_loss):
         return None
     shown = (lambda v: f"{-v:.3g}") if measure == "loss" else (lambda v: f"{v:.2f}")
     return Finding.of(
@@ -310,8 +327,9 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
         "patterns in the data.",
         {"hidden_sizes": sizes, "measure": measure, "model_best": abs(model), "linear": abs(linear), "input_free": abs(free),
          "share_of_linear_gain": captured, "train_loss_end": train_end, "last_quarter_fall": (q[2] - q[3]) / q[2],
+         "small_batch_over_constant": handful,
          "thresholds": {"learned": LEARNED_SHARE, "linear_gain": LINEAR_GAIN, "settled": SETTLED,
-                        "not_overfit": NOT_OVERFIT, "small_hidden": SMALL_HIDDEN}},
+                        "not_overfit": NOT_OVERFIT, "small_hidden": SMALL_HIDDEN, "memorised": MEMORISED}},
         fix=f"model.hidden: {max(64, 4 * max(sizes))}",
         confidence=0.7,
     )
@@ -534,7 +552,9 @@ def forget_bias(ev: Evidence) -> Finding | None:
         measured on the trained model (the farthest step whose input gradient
         is still 1% of the last step's), unless the model already gets 80%
         or more of what a linear model over the whole window gains over the
-        input-free baseline (then its memory is enough for this target);
+        input-free baseline (then its memory is enough for this target), or
+        under 10% of it (then it has hardly trained, and its memory is an
+        untrained model's: other findings say why it does not learn);
       - info when the bias is -1 or lower (the gate starts mostly closed)
         without that evidence;
       - silent otherwise: a default bias on data with short dependencies is fine.
@@ -568,7 +588,9 @@ def forget_bias(ev: Evidence) -> Finding | None:
     evidence: dict[str, Any] = {"forget_bias": biases, "memory_length": memory, "dominant_period": period, "steps": steps}
     short = memory is not None and period is not None and steps is not None and memory < period < steps
     share = linear_share(ev)
-    if share is not None and share >= LINEAR_GAIN:  # it learns what a linear model over the whole window does
+    # A model that learns what a linear model over the whole window does remembers enough; one that learned
+    # next to nothing has the memory of an untrained model, which says nothing about its forget gate.
+    if share is not None and (share >= LINEAR_GAIN or share < LEARNED_SHARE):
         short = False
         evidence["share_of_linear_gain"] = share
     if short:

@@ -11,6 +11,12 @@ from typing import Any
 from lstm_doctor.evidence import Evidence
 
 INPUT_FREE = ("mean", "majority")  # the constant predictions among the baselines
+# Gates whose saturation near 1 is how the cell keeps its memory (Karpathy et al. 2015 find
+# right-saturated forget gates in well-trained LSTMs): left out of the saturation average.
+MEMORY_GATES = {"forget", "update"}
+# A plain RNN has no gates: its saturated tanh is a unit stuck at its limits (T306), and the
+# vanishing gradient it causes over time is T303's; T305 would only name it twice.
+GATELESS = {"tanh"}
 
 
 def _finite(value: Any) -> bool:
@@ -40,3 +46,13 @@ def best_over(ev: Evidence, name: str | None = None) -> float | None:
     if base is None or base <= 0 or not val:
         return None
     return min(val) / base
+
+
+def saturation_by_layer(shares: dict[str, float]) -> dict[str, float]:
+    """Mean saturated share per gated layer over its non-memory gates ({"layer0.input": ...} -> {"layer0": ...})."""
+    grouped: dict[str, list[float]] = {}
+    for key, share in shares.items():
+        layer, _, gate = key.rpartition(".")
+        if gate not in MEMORY_GATES | GATELESS and share is not None:
+            grouped.setdefault(layer, []).append(share)
+    return {layer: sum(v) / len(v) for layer, v in grouped.items()}
