@@ -120,3 +120,11 @@ def test_the_finders_run_on_a_real_setup(sunspots_setup) -> None:
     a = lc.train_at(sunspots_setup, 1e-2, 0, 20, {"rmse": 1.0, "loss": 1.0})
     b = lc.train_at(sunspots_setup, 1e-2, 0, 20, {"rmse": 1.0, "loss": 1.0})
     assert a == b and a["steps"] == 20 and not a["diverged"]
+
+
+def test_a_missing_finder_stops_with_what_to_install(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch_lr_finder", None)  # as if not installed
+    with pytest.raises(SystemExit, match=r"torch-lr-finder, which is not installed: pip install -e '\.\[bench\]'"):
+        lc.require_finders()
