@@ -64,6 +64,10 @@ def test_t301_run_far_above_the_sweep_minimum() -> None:
              lr_range_min_loss=0.2)
     f = dynamics.learning_rate_too_high(ev)
     assert f is not None and f.evidence["final_train_over_sweep_min"] == pytest.approx(0.54 / 0.2, rel=0.05)
+    # Near miss: a tiny training set, memorised by the run (and by the sweep even more): no overshooting.
+    fitted = run(falling(30), user_lr=3e-3, lr_suggested=8e-4, lr_safe_range=[4e-4, 10.0],
+                 train_loss_steps=[2e-4] * 300, lr_range_min_loss=2e-6, baseline_loss={"majority": 2.2})
+    assert dynamics.learning_rate_too_high(fitted) is None
 
 
 def test_t301_well_above_the_suggestion_inside_the_range_with_spikes() -> None:

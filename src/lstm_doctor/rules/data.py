@@ -12,6 +12,7 @@ from typing import Any
 
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
+from lstm_doctor.rules.names import cell_name, first_cell
 from lstm_doctor.rules.registry import rule
 
 # D102 / D104: a value's scale (max of |median| and std) above these is unscaled.
@@ -44,8 +45,6 @@ PARAMS_PER_SAMPLE = 10.0
 # ...and a warning when the validation loss ends this far above its best.
 VAL_RISE = 0.2
 
-CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
-
 
 def _num(x: float) -> str:
     """A number as a person reads it: 5,120 / 338 / 3.3 / 0.042."""
@@ -65,11 +64,6 @@ def _sentence(text: str) -> str:
 
 def _pct(share: float) -> str:
     return f"{100 * share:.0f}%" if share >= 0.01 or share == 0 else f"{100 * share:.1g}%"
-
-
-def _cell(ev: Evidence) -> str:
-    cells = ev.get("cells") or []
-    return CELL_NAMES.get(cells[0], "recurrent layer") if cells else "recurrent layer"
 
 
 def _embeds(ev: Evidence) -> bool:
@@ -194,7 +188,7 @@ def unscaled_inputs(ev: Evidence) -> Finding | None:
         evidence["prediction_spread"] = spread
     return Finding.of(
         "D102",
-        f"'{name}' reaches the {_cell(ev)} at ~{_num(worst)}x unit scale{detail}{others}: {effect}.",
+        f"'{name}' reaches the {first_cell(ev)} at ~{_num(worst)}x unit scale{detail}{others}: {effect}.",
         evidence,
         fix="data.scale: standard (mean and std from the training part only)",
         severity="critical" if critical else "warning",
@@ -618,7 +612,7 @@ def sequence_too_long(ev: Evidence) -> Finding | None:
            else f"data.window: {limit} or less, with coarser steps if the history matters")
     return Finding.of(
         "D109",
-        f"Sequences run {steps} steps through the {CELL_NAMES.get(cell, cell)}, beyond the ~{limit} that "
+        f"Sequences run {steps} steps through the {cell_name(cell)}, beyond the ~{limit} that "
         f"backpropagation through time carries{reach}: the early steps barely train.",
         evidence,
         fix=fix,

@@ -17,13 +17,14 @@ import math
 from lstm_doctor.curves import finite, late_share, overfit_rise, relative_drop, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.rules.progress import saturation_by_layer
+from lstm_doctor.rules.progress import baseline_loss, saturation_by_layer
 from lstm_doctor.rules.registry import rule
 from lstm_doctor.symptom import OVERFIT_RISE, STILL_FALLING, diverging, not_learning, overfitting, still_falling, unstable, val_curve
 
 # T301
 HIGH_RATIO = 3.0  # the user's rate over the suggestion, for a run that shows the damage
 SWEEP_GAP = 1.5  # the run's final training loss over the lowest the range test reached
+FITS = 0.05  # ...unless that training loss is already under this share of a constant's: it fits its data
 OVERSHOOT = 2.0  # without a suggestion: the handful's loss at the user's settings, over a constant's
 SATURATED = 0.5  # a layer's share of pinned gate activations at the end of the run (T305's threshold)
 # T302
@@ -84,7 +85,9 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
       Inf, or the smoothed training
       loss ended 1.5x above its lowest point), is unstable (see the symptom), or
       ends at a training loss 1.5x or more the lowest the range test reached
-      in its few hundred steps, or the run drove the gates into saturation
+      in its few hundred steps (unless it is under a twentieth of a constant
+      prediction's: a run that fits its training data that well is not
+      overshooting, and a sweep over a tiny training set memorises it), or the run drove the gates into saturation
       (T305's measure: over half of a layer's gate activations pinned at
       their limits at the end, under a quarter before training, so the
       updates did it, not the inputs). A run that diverged is enough when the range
@@ -169,7 +172,9 @@ def _damage(ev: Evidence, evidence: dict) -> str | None:
         layer, start, end = driven
         evidence["gate_saturation"] = {"layer": layer, "at_init": round(start, 3), "at_end": round(end, 3)}
         return f"the updates drove the gates of {layer} into saturation ({start:.0%} of them pinned at the start, {end:.0%} at the end)"
-    if gap is not None and gap >= SWEEP_GAP:
+    constant = baseline_loss(ev)
+    fits = constant is not None and tail_level(train) < FITS * constant  # no overshooting rate fits this well
+    if gap is not None and gap >= SWEEP_GAP and not fits:
         return f"training ends at a loss {_gap(gap)} the lowest the range test reached ({tail_level(train):.3g} vs {low:.3g})"
     if not_learning(ev):
         return "the model does no better than a constant"

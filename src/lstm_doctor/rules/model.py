@@ -12,6 +12,7 @@ from typing import Any
 from lstm_doctor.curves import finite, overfit_rise, quarter_medians, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
+from lstm_doctor.rules.names import model_name
 from lstm_doctor.rules.registry import rule
 
 # M201: the range each output activation can reach, and the share of training
@@ -62,19 +63,6 @@ REPEATED_LABELS = 0.95
 DROPOUT = 0.5
 DROPOUT_ANY = 0.7
 WIDE = 256
-
-CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
-
-
-def _model(ev: Evidence) -> str:
-    """The recurrent part as a person names it: LSTM(64), 2-layer GRU(32)."""
-    cells, sizes = ev.get("cells") or [], ev.get("hidden_sizes") or []
-    if not cells:
-        return "the model"
-    name = CELL_NAMES.get(cells[0], cells[0])
-    depth = ev.get("recurrent_layers") or 1
-    size = f"({sizes[0]})" if sizes else ""
-    return f"{depth}-layer {name}{size}" if depth > 1 else f"{name}{size}"
 
 
 def _handful_share(ev: Evidence) -> float | None:
@@ -322,7 +310,7 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
     shown = (lambda v: f"{-v:.3g}") if measure == "loss" else (lambda v: f"{v:.2f}")
     return Finding.of(
         "M203",
-        f"The {_model(ev)} learns, then settles at validation {measure} {shown(model)}, while a linear model on the same "
+        f"The {model_name(ev)} learns, then settles at validation {measure} {shown(model)}, while a linear model on the same "
         f"window reaches {shown(linear)} (input-free {shown(free)}): its {max(sizes)} units are too few for the "
         "patterns in the data.",
         {"hidden_sizes": sizes, "measure": measure, "model_best": abs(model), "linear": abs(linear), "input_free": abs(free),
@@ -385,7 +373,7 @@ def too_much_capacity(ev: Evidence) -> Finding | None:
     ratio = params / values
     return Finding.of(
         "M204",
-        f"The {_model(ev)} has {params:,} parameters for {values:,} training targets ({ratio:,.0f} each) and no "
+        f"The {model_name(ev)} has {params:,} parameters for {values:,} training targets ({ratio:,.0f} each) and no "
         f"dropout, weight decay or early stopping; validation loss ended {measured[0] - 1:.0%} above its best as it memorized.",
         {"parameters": params, "train_target_values": values, "ratio": ratio, "regularization": regularized,
          "val_loss_rise": measured[0] - 1, "threshold": PARAMS_PER_VALUE},
