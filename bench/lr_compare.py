@@ -59,7 +59,7 @@ from bench.zoo.scenarios import HEALTHY_FAMILY, Scenario, all_scenarios
 from lstm_doctor.budget import BUDGETS
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.lr_range import LR_END, LR_START, lr_range
+from lstm_doctor.probes.lr_range import LR_END, LR_START, geomedian, lr_range
 from lstm_doctor.setups import Setup, setup_from_config
 from lstm_doctor.treat.treatments import apply_change
 
@@ -330,12 +330,6 @@ def run_case(cc: CompareCase, seeds: list[int], steps: int, cap: int) -> dict[st
 # ------------------------------------------------------------------ summaries (pure)
 
 
-def geomedian(values: list[float | None]) -> float | None:
-    """Geometric median of the rates found (None when none was)."""
-    found = [v for v in values if v is not None]
-    return float(np.exp(np.median(np.log(found)))) if found else None
-
-
 def mean_sd(runs: list[dict[str, Any]]) -> tuple[float, float]:
     values = [r["metric"] for r in runs]
     if not values:
@@ -410,7 +404,7 @@ def markdown(results: list[dict[str, Any]], header: str) -> str:
             lrs = [x["lr"] for x in s[n] if x["lr"] is not None]
             none = len(s[n]) - len(lrs)
             span = f" ({min(lrs):.2g}–{max(lrs):.2g})" if len(lrs) > 1 else ""
-            cells.append(_fmt_lr(geomedian(lrs)) + span + (f", {none}x none" if none and lrs else ""))
+            cells.append(_fmt_lr(geomedian(lrs) if lrs else None) + span + (f", {none}x none" if none and lrs else ""))
         secs = " / ".join(f"{np.median([x['seconds'] for x in s[n]]):.1f}" for n in FINDERS[:3])
         ratios = " | ".join(_ratio(r, n) for n in FINDERS[1:])
         lines.append(f"| {r['case']} | {s['lstm-doctor'][0]['steps']} | {' | '.join(cells)} | {ratios} | {secs} |")

@@ -150,7 +150,8 @@ def user_lr(setup: Setup) -> float:
     return float(setup.optimizer_factory(probe.parameters()).param_groups[0]["lr"])
 
 
-def _geomedian(values: list[float]) -> float:
+def geomedian(values: list[float]) -> float:
+    """The median of rates on a log scale."""
     return float(np.exp(np.median(np.log(values))))
 
 
@@ -160,10 +161,10 @@ def combine(valleys: list[Valley]) -> Valley:
     stops = [v.stop_lr for v in valleys if v.stop_lr is not None]
     combined = Valley(start_loss=float(np.median([v.start_loss for v in valleys])),
                       min_loss=float(np.median([v.min_loss for v in valleys])),
-                      stop_lr=_geomedian(stops) if 2 * len(stops) > len(valleys) else None)
+                      stop_lr=geomedian(stops) if 2 * len(stops) > len(valleys) else None)
     if 2 * len(found) > len(valleys):
-        combined.suggested = _geomedian([v.suggested for v in found])
-        combined.safe = (_geomedian([v.safe[0] for v in found]), _geomedian([v.safe[1] for v in found]))
+        combined.suggested = geomedian([v.suggested for v in found])
+        combined.safe = (geomedian([v.safe[0] for v in found]), geomedian([v.safe[1] for v in found]))
     return combined
 
 
