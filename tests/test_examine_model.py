@@ -22,60 +22,7 @@ from lstm_doctor.own_model import setup_from_model
 from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.padding import padding
 from lstm_doctor.rules.own_model import batch_first_mismatch, frozen_parameters
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Models of 16 units run fastest on one thread (and do not fight other jobs for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-class Classifier(nn.Module):
-    """The classic user model: a recurrent layer and a linear head on the last step."""
-
-    def __init__(self, cell: type[nn.RNNBase], features: int, classes: int, batch_first: bool = True, hidden: int = 16):
-        super().__init__()
-        self.rnn = cell(features, hidden, batch_first=batch_first)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x):
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1])
-
-
-class Forecaster(Classifier):
-    def __init__(self, cell: type[nn.RNNBase], batch_first: bool = True):
-        super().__init__(cell, 1, 1, batch_first)
-
-
-def ucr(arrays: dict) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Standardized inputs and 0-based class indices, as a user prepares a UCR set."""
-    mean, std = arrays["X"].mean(), arrays["X"].std()
-    labels = sorted(set(arrays["y"]))
-    index = lambda y: np.array([labels.index(v) for v in y])  # noqa: E731
-    return ((arrays["X"] - mean) / std, index(arrays["y"])), ((arrays["X_val"] - mean) / std, index(arrays["y_val"]))
-
-
-def sunspot_windows(frame, window: int = 22):
-    """Sliding windows over the standardized yearly sunspot series (training statistics only)."""
-    series = frame["sunspots"].to_numpy(np.float32)
-    cut = int(len(series) * 0.8)
-    series = (series - series[:cut].mean()) / series[:cut].std()
-    X = np.stack([series[i : i + window] for i in range(len(series) - window)])[:, :, None]
-    y = series[window:, None]
-    n_train = cut - window
-    return (torch.tensor(X[:n_train]), torch.tensor(y[:n_train])), (torch.tensor(X[n_train:]), torch.tensor(y[n_train:]))
-
-
-def codes(report) -> list[str]:
-    return [f.code for f in report.findings]
-
-
-def criticals(report) -> list[str]:
-    return [f.code for f in report.findings if f.severity == "critical"]
+from user_models import Classifier, Forecaster, codes, criticals, sunspot_windows, ucr
 
 
 def test_swapped_axes_on_italy_power_lstm_are_m208_first(italy_power):
@@ -300,6 +247,12 @@ def test_m212_rule_severity_follows_what_is_frozen():
     assert found.severity == "warning"
     assert frozen_parameters(Evidence(frozen_parameters={}, parameters_not_in_optimizer={}, parameters_never_updated={},
                                       recurrent_parameters=recurrent, parameter_total=400)) is None
+    # Never changed, but reached by the backward pass and given a rate: stalled (vanished gradients, tiny steps).
+    tiny_steps = {"lstm.weight_hh_l0": 256}
+    assert frozen_parameters(Evidence(parameters_never_updated=tiny_steps, parameters_stalled=tiny_steps,
+                                      recurrent_parameters=recurrent, parameter_total=400)) is None
+    assert frozen_parameters(Evidence(parameters_never_updated=tiny_steps, recurrent_parameters=recurrent,
+                                      parameter_total=400)).severity == "critical"
 
 
 class SoftmaxClassifier(Classifier):

@@ -13,15 +13,8 @@ import torch
 from torch import nn
 
 from lstm_doctor import InputError, watch
-from test_examine_model import Classifier, Forecaster, criticals, sunspot_windows, ucr
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from lstm_doctor.watch import MIN_SAMPLED_SHARE, sampling_interval
+from user_models import Classifier, Forecaster, criticals, sunspot_windows, ucr
 
 
 def italy_tensors(italy_power):
@@ -49,8 +42,10 @@ def train_loop(model, optimizer, loss_fn, x, y, xv, yv, *, epochs: int, batch: i
 
 
 def watched(model, optimizer, loss_fn, data, *, epochs, zero_grad=True, every=10):
+    """The loop under a watch sampling exactly every ``every`` steps: these tests count what the sampled steps saw,
+    and the default spacing, set by measured time, would make the counts depend on the machine's load."""
     torch.manual_seed(1)
-    with watch(model, optimizer, every=every) as w:
+    with watch(model, optimizer, every=every, max_overhead=None) as w:
         train_loop(model, optimizer, loss_fn, *data, epochs=epochs, zero_grad=zero_grad, w=w)
     return w, w.report()
 
@@ -109,7 +104,7 @@ def _train(italy_power, use_watch: bool):
     data = italy_tensors(italy_power)
     torch.manual_seed(1)
     if use_watch:
-        with watch(model, optimizer, every=3) as w:  # sample often: every measurement must leave no trace
+        with watch(model, optimizer, every=3, max_overhead=None) as w:  # sample often: no measurement may leave a trace
             train_loop(model, optimizer, nn.CrossEntropyLoss(), *data, epochs=4, w=w)
         w.report()
     else:
@@ -150,3 +145,39 @@ def test_watch_rejects_what_it_cannot_watch():
         watch(model, every=0)
     with pytest.raises(InputError, match="torch.optim.Optimizer"):
         watch(model, optimizer="adam")
+
+
+def test_sampling_interval_keeps_the_share_and_the_users_least_spacing():
+    # A sampled step costing 5 plain steps, 0.01 of a step always on: 4% - 1% leaves 3%, so 5 / 0.03 = 167 steps -> 170.
+    assert sampling_interval(10, cycle_s=5e-3, plain_s=1e-3, always_s=1e-5, max_overhead=0.04) == 170
+    # Sampled steps that cost little against a long step: the user's spacing stands.
+    assert sampling_interval(10, cycle_s=1e-3, plain_s=0.1, always_s=1e-5, max_overhead=0.04) == 10
+    # The always-on work alone above the share: the sampled steps still get the floor share.
+    assert sampling_interval(50, cycle_s=2e-3, plain_s=1e-3, always_s=5e-5, max_overhead=0.04) == 2e-3 / (MIN_SAMPLED_SHARE * 1e-3)
+
+
+def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
+    """A 16-unit model: a sampled step (gates recomputed step by step, input gradients, per-layer norms) costs the
+    watch several of its plain steps, so sampling every 5 steps would take far more than 4% of the loop."""
+    x, y, _, _ = italy_tensors(italy_power)
+
+    def run(**kwargs):
+        torch.manual_seed(0)
+        model = Classifier(nn.LSTM, 1, 2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with watch(model, optimizer, every=5, **kwargs) as w:
+            train_loop(model, optimizer, nn.CrossEntropyLoss(), x, y, x[:8], y[:8], epochs=40, w=w)
+        return w, w.report()
+
+    w, report = run()
+    ev = w.evidence
+    assert ev.watch_every == 5 and ev.watch_interval == w.interval > 5 and w.interval % 5 == 0
+    assert report.setup["interval"] == w.interval and any(f"every {w.interval} steps" in n for n in report.notes)
+    # The first sampled steps come at the user's spacing: they are what is timed.
+    assert report.probes["gradients"]["steps"][:3] == [0, 5, 10]
+    # A larger share: more sampled steps, still spaced wider than every 5 steps and by multiples of 5.
+    w, report = run(max_overhead=0.3)
+    steps = report.probes["gradients"]["steps"]
+    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    assert len(steps) > 5 and all(g % 5 == 0 for g in gaps) and max(gaps) > 5, steps
+    assert 0 < w.evidence.watch_overhead < 0.45

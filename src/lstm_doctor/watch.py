@@ -10,9 +10,13 @@ rate of every step, and the input gradient per time step of the loop's own
 backward pass (memory length).
 
 Cost: the step hooks run at every step (a step count, the learning rate and one
-fused gradient norm); everything else runs on sampled steps only (every
-``every`` steps), where forward and tensor hooks are registered for that one
-step and removed after it. ``bench/watch_overhead.py`` measures the cost.
+fused gradient norm); everything else runs on sampled steps only, where forward
+and tensor hooks are registered for that one step and removed after it. The
+sampled steps are spaced by what they cost: the watch times its own work on
+sampled and on plain steps against the loop's plain step (the time between two
+optimizer steps), and widens the spacing, in multiples of the user's ``every``,
+so that its share of the loop's time stays near ``max_overhead``.
+``bench/watch_overhead.py`` measures the result.
 
 The watched loop trains exactly as without the watch: inputs are differentiated
 through a detached copy, and measurements run under
@@ -21,10 +25,13 @@ through a detached copy, and measurements run under
 
 from __future__ import annotations
 
+import contextlib
 import math
+import statistics
+import time
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -37,9 +44,9 @@ from lstm_doctor.evidence import Evidence
 from lstm_doctor.examine import judge_noting_failures, note_training_faults
 from lstm_doctor.objective import Objective
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.gates import GateMonitor
+from lstm_doctor.probes.gates import GATE_EVERY, GateMonitor
 from lstm_doctor.probes.gradients import GradientMonitor
-from lstm_doctor.probes.instrument import PROBE_BATCH, sampled
+from lstm_doctor.probes.instrument import PROBE_BATCH, Instrument, sampled
 from lstm_doctor.probes.memory_length import relative_profile, write_memory
 from lstm_doctor.probes.predictions import PredictionSpread
 from lstm_doctor.rank import rank
@@ -55,6 +62,30 @@ KEPT_OUTPUTS = 4  # sampled batches of logged outputs kept for the prediction sp
 ACCUMULATED = 0.5
 # Fresh and previous gradients this aligned cannot be told apart.
 COLLINEAR = 0.999
+# The share of the loop's time the watch aims at: DESIGN's budget is 5% of a step, and
+# 1% is left for what it cannot time (torch's hook dispatch, the zero_grad wrapper, log()).
+MAX_OVERHEAD = 0.04
+# Sampled steps may take at least this share, even where the always-on work
+# alone reaches max_overhead (a model of a few thousand weights): some evidence is still sampled.
+MIN_SAMPLED_SHARE = 0.01
+PLAIN_KEPT = 256  # the latest plain-step times, for their median
+MIN_PLAIN = 5  # plain steps timed before the spacing is judged
+
+
+def sampling_interval(every: int, cycle_s: float, plain_s: float, always_s: float, max_overhead: float) -> int:
+    """Steps between sampled steps that keep the watch near ``max_overhead`` of the loop's time.
+
+    ``cycle_s``: the watch's own seconds per sampled step (measurements, hooks);
+    ``plain_s``: the loop's step without the watch; ``always_s``: the watch's
+    seconds at every step. The sampled steps get what the always-on work
+    leaves of the share (at least ``MIN_SAMPLED_SHARE``); the result is a
+    multiple of ``every``, which stays the least spacing.
+    """
+    if plain_s <= 0:
+        return every
+    share = max(max_overhead - always_s / plain_s, MIN_SAMPLED_SHARE)
+    needed = cycle_s / (share * plain_s)
+    return every * max(1, math.ceil(needed / every))
 
 
 def _infer_task(out: torch.Tensor, y: torch.Tensor) -> str:
@@ -206,7 +237,7 @@ class Watch:
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 50, *,
-                 task: str | None = None, step_hooks: bool = True):
+                 task: str | None = None, max_overhead: float | None = MAX_OVERHEAD, step_hooks: bool = True):
         if not isinstance(model, nn.Module):
             raise InputError(f"watch needs the torch.nn.Module being trained; got {type(model).__name__}.")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -215,7 +246,12 @@ class Watch:
             raise InputError(f"every must be a whole number of steps, 1 or more; got {every!r}.")
         if task is not None and task not in TASKS:
             raise InputError(f"task must be one of {', '.join(TASKS)} (or None to infer it from log()); got {task!r}.")
+        if max_overhead is not None and not (isinstance(max_overhead, (int, float)) and 0 < max_overhead < 1):
+            raise InputError(f"max_overhead must be a share of the step time between 0 and 1 (e.g. 0.04), or None to "
+                             f"sample every {every} steps whatever it costs; got {max_overhead!r}.")
         self.model, self.optimizer, self.every, self.task = model, optimizer, every, task
+        self.max_overhead = max_overhead
+        self.interval = every  # the spacing of sampled steps in force: every, or wider when they cost too much
         # False: a framework that runs forward and backward inside optimizer.step(closure)
         # (Lightning) calls before_step() and after_step() from its own hooks instead.
         self.step_hooks = step_hooks
@@ -224,6 +260,8 @@ class Watch:
         self.ctx: ProbeContext | None = None
         self.state: TrainState | None = None
         self.instruments: list[Callback] = []
+        self._grads: GradientMonitor | None = None
+        self._gates: GateMonitor | None = None
         self.record = LoopRecord(every, task)
         self.zero_grad_calls = 0
         self.lrs: list[float] = []
@@ -233,6 +271,17 @@ class Watch:
         self.totals: list[float] = []
         self._norms: list[list[torch.Tensor]] = []
         self._params: list[nn.Parameter] = []
+        self._one_device = True
+        self._check_param: nn.Parameter | None = None
+        # The sampling schedule: the next sampled step, the latest one, and how many have begun.
+        self._next, self._last_sampled, self._cycle_index = 0, -1, 0
+        # Timing (perf_counter seconds): the loop's plain steps (between two optimizer steps,
+        # neither sampled), the watch's own work on plain steps and per sampled step.
+        self._plain: deque[float] = deque(maxlen=PLAIN_KEPT)
+        self._always: deque[float] = deque(maxlen=PLAIN_KEPT)
+        self._last_begin: float | None = None
+        self._prev_sampled = False
+        self._cycle_s, self._cycles_s, self._cycles = 0.0, 0.0, 0
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
         self._check: _AccumulationCheck | None = None
@@ -346,6 +395,13 @@ class Watch:
         """One forward pass of a sampled step: keep the probe batch (first time) and catch dL/dx."""
         if self._busy or not torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
             return None
+        begin = time.perf_counter()
+        try:
+            return self._catch_input(args, kwargs)
+        finally:
+            self._cycle_s += time.perf_counter() - begin
+
+    def _catch_input(self, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         self._disarm_capture()
         x = args[0]
         if not x.is_floating_point() or x.dim() != 3:
@@ -371,11 +427,13 @@ class Watch:
 
     def _input_gradient(self, lengths: torch.Tensor | None) -> Callable[[torch.Tensor], None]:
         def keep(grad: torch.Tensor) -> None:
+            begin = time.perf_counter()
             g = grad.detach() if self._time_axis == 1 else grad.detach().transpose(0, 1)
             ends = (lengths.to(g.device) - 1).clamp(min=0) if lengths is not None else torch.full((len(g),), g.shape[1] - 1, device=g.device)
             profile = relative_profile(g, ends)
             if profile is not None:
                 self.record.profiles.append(profile)
+            self._cycle_s += time.perf_counter() - begin
 
         return keep
 
@@ -387,18 +445,26 @@ class Watch:
             x, lengths = self.probe
             probe = Windows(x, torch.zeros(len(x)), lengths=lengths)
         self.ctx = ProbeContext(LoopSetup(probe), budget, evidence=self.evidence, plots=self.plots)
-        self.instruments = [GradientMonitor(self.ctx)]
+        self._grads = GradientMonitor(self.ctx)
+        self.instruments = [self._grads]
         if probe is not None and self._time_axis == 1 and any(isinstance(m, nn.RNNBase) for m in self.model.modules()):
-            self.instruments.append(GateMonitor(self.ctx))
+            self._gates = GateMonitor(self.ctx)
+            self.instruments.append(self._gates)
+        for instrument in self.instruments:
+            instrument.every = 1  # the watch picks the steps; called, an instrument measures
         self.state = TrainState(self.model, self.optimizer, None, self.ctx.setup.data)
         self._params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+        self._one_device = len({p.device for p in self._params}) <= 1
+        self._check_param = _check_parameter(self.optimizer)
         self._run("on_train_begin")
 
-    def _run(self, hook: str) -> None:
+    def _run(self, hook: str, *instruments: Instrument | None) -> None:
+        """Call ``hook`` of the given instruments (default: all), with the watch's own hooks idle."""
         self._busy = True
         try:
-            for instrument in self.instruments:
-                getattr(instrument, hook)(self.state)
+            for instrument in instruments or self.instruments:
+                if instrument is not None:
+                    getattr(instrument, hook)(self.state)
         finally:
             self._busy = False
 
@@ -406,28 +472,32 @@ class Watch:
         """The gradients of this step are in place and the update comes next (an optimizer step pre-hook)."""
         if self._busy or not self._running:
             return
+        begin = time.perf_counter()
         if self.state is None:
             self._begin()
+        sampled = self.state.step == self._next
+        if self._last_begin is not None and not (sampled or self._prev_sampled):
+            self._plain.append(begin - self._last_begin)  # a step of the loop with nothing sampled in it
+        self._last_begin, self._prev_sampled = begin, sampled
         if self._check is not None:
             verdict = self._check.verdict()
             self._check = None
             if verdict is not None:
                 self.accumulated.append(verdict)
-        self._total_norm()
-        if sampled(self.state.step, self.every):
+        self._norms.append(self._step_norms())
+        if sampled:
+            self._flush_norms()
             self._run("after_backward")
+            self._cycle_s += time.perf_counter() - begin
+        else:
+            self._always.append(time.perf_counter() - begin)
 
-    def _total_norm(self) -> None:
-        """This step's total gradient norm, kept as a tensor: no host sync at every step (converted on sampled steps)."""
+    def _step_norms(self) -> list[torch.Tensor]:
+        """This step's gradient norms per parameter, as tensors: one fused kernel, no host sync (combined when flushed)."""
         grads = [p.grad for p in self._params if p.grad is not None]
         if not grads:
-            self._norms.append([torch.tensor(0.0)])
-        elif len({g.device for g in grads}) == 1:
-            self._norms.append(torch._foreach_norm(grads))  # one kernel per step; combined on sampled steps
-        else:
-            self._norms.append([torch.nn.utils.get_total_norm(grads)])
-        if sampled(self.state.step, self.every):
-            self._flush_norms()
+            return [torch.zeros(())]
+        return torch._foreach_norm(grads) if self._one_device else [torch.nn.utils.get_total_norm(grads)]
 
     def _flush_norms(self) -> None:
         """The kept per-parameter norms of each step as total norms (one host sync for them all)."""
@@ -440,15 +510,71 @@ class Watch:
         """The optimizer has updated the weights (an optimizer step post-hook)."""
         if self._busy or self.state is None or not self._running:
             return
-        self.state.step += 1
+        begin = time.perf_counter()
+        step = self.state.step
+        self.state.step = step + 1
         self.lrs.append(float(self.optimizer.param_groups[0]["lr"]))
-        if sampled(self.state.step - 1, self.every) or sampled(self.state.step, self.every):
-            self._run("after_step")  # an update to compare, or gates to measure: nothing to do in between
-        if sampled(self.state.step, self.every):
-            self._arm_capture()
-            watched = _check_parameter(self.optimizer)
-            if watched is not None:
-                self._check = _AccumulationCheck(watched)
+        closing = step == self._next
+        if closing:  # the sampled step's update: update-to-weight ratios
+            self._run("after_step", self._grads)
+            self._cycle_s += time.perf_counter() - begin
+            self._close_cycle(step)
+        if step + 1 == self._next:
+            opened = time.perf_counter()
+            self._open_cycle()
+            self._cycle_s += time.perf_counter() - opened
+        elif not closing and self._always:
+            self._always[-1] += time.perf_counter() - begin  # the same plain step's before_step
+
+    def _open_cycle(self) -> None:
+        """Before the next step is sampled: the gates (every other sampled step), the input-gradient catch, the reset check."""
+        self._cycle_index += 1
+        if self._cycle_index % GATE_EVERY == 0:
+            self._run("after_step", self._gates)
+        self._arm_capture()
+        if self._check_param is not None:
+            self._check = _AccumulationCheck(self._check_param)
+
+    def _close_cycle(self, step: int) -> None:
+        """A sampled step is done: count its cost, and space the next one by what the steps so far cost."""
+        if step > 0:  # the first sampled step also starts the instruments: paid once
+            self._cycles_s += self._cycle_s
+            self._cycles += 1
+        self._cycle_s = 0.0
+        self._last_sampled = step
+        # Judged once both kinds of sampled step (with and without the gates) have been timed.
+        if self.max_overhead is not None and self._cycles >= GATE_EVERY and len(self._plain) >= MIN_PLAIN:
+            self.interval = sampling_interval(self.every, self._cycles_s / self._cycles, self._plain_step(),
+                                              self._always_step(), self.max_overhead)
+            self.record.every = self.interval
+        self._next = step + self.interval
+
+    def _always_step(self) -> float:
+        """The watch's own seconds at a plain step (median: the loop's own pauses fall on a few of them)."""
+        return statistics.median(self._always) if self._always else 0.0
+
+    def _plain_step(self) -> float:
+        """The loop's own seconds per step (the median time between two plain steps, less the watch's part)."""
+        return statistics.median(self._plain) - self._always_step()
+
+    def overhead(self) -> float | None:
+        """The watch's estimated share of the loop's time at the spacing in force (None before it was timed)."""
+        if not self._cycles or len(self._plain) < MIN_PLAIN or self._plain_step() <= 0:
+            return None
+        return (self._always_step() + self._cycles_s / self._cycles / self.interval) / self._plain_step()
+
+    def just_sampled(self) -> bool:
+        """Whether the optimizer step just taken was sampled (for a framework callback's own measurements)."""
+        return self.state is not None and self.state.step - 1 == self._last_sampled
+
+    @contextlib.contextmanager
+    def sampling_work(self) -> Iterator[None]:
+        """Time work a framework callback adds to sampled steps as the watch's own, so the spacing accounts for it."""
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._cycle_s += time.perf_counter() - begin
 
     # --- judging -----------------------------------------------------------
 
@@ -458,7 +584,7 @@ class Watch:
         self._finished = True
         if self.state is not None:
             self._flush_norms()
-            self.instruments[0].totals = self.totals  # the gradient monitor judges spikes on every step's norm
+            self._grads.totals = self.totals  # the gradient monitor judges spikes on every step's norm
             self._run("on_train_end")
         else:  # no optimizer step was seen
             self.ctx = ProbeContext(LoopSetup(None), get_budget("quick"), evidence=self.evidence, plots=self.plots)
@@ -473,14 +599,23 @@ class Watch:
             lr_steps=self.lrs,
             lr=self.lrs[-1] if self.lrs else None,
             optimizer=type(self.optimizer).__name__ if self.optimizer is not None else None,
+            watch_every=self.every,
+            watch_interval=self.interval,
+            watch_overhead=self.overhead(),
         )
 
     def report(self) -> Report:
         """The ranked findings on what the loop showed (stops the watch if it is still running)."""
         self.stop()
         setup = {"source": "watch", "model_class": type(self.model).__name__, "optimizer": self.evidence.get("optimizer"),
-                 "every": self.every}
-        return judge_loop(self.ctx, setup, bool(self.record.losses))
+                 "every": self.every, "interval": self.interval, "max_overhead": self.max_overhead}
+        report = judge_loop(self.ctx, setup, bool(self.record.losses))
+        if self.interval > self.every:
+            report.notes.append(
+                f"Measured every {self.interval} steps instead of every {self.every}: a sampled step costs the watch "
+                f"{self._cycles_s / self._cycles / self._plain_step():.1f} of your plain steps, and it keeps to "
+                f"{self.max_overhead:.0%} of the loop's time (watch(..., max_overhead=None) samples every {self.every} steps).")
+        return report
 
 
 def _check_parameter(optimizer: torch.optim.Optimizer) -> nn.Parameter | None:
@@ -506,13 +641,17 @@ class LoopSetup:
                                  classes=classes)
 
 
-def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 50, *, task: str | None = None) -> Watch:
+def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 50, *, task: str | None = None,
+          max_overhead: float | None = MAX_OVERHEAD) -> Watch:
     """Watch the user's own training loop: ``with lstm_doctor.watch(model, optimizer) as w: ...``, then ``w.report()``.
 
-    ``every``: steps between the sampled measurements (gradients per layer,
-    gates, update ratios, input gradients). ``optimizer``: found at its first
+    ``every``: the least number of steps between the sampled measurements
+    (gradients per layer, gates, update ratios, input gradients); the watch
+    spaces them wider, in multiples of ``every``, where they would take more
+    than ``max_overhead`` of the loop's time (None: exactly every ``every``
+    steps, whatever they cost). ``optimizer``: found at its first
     step when not given (its ``zero_grad`` calls then count from that step on).
     ``task`` (regression, binary, multiclass) is inferred from what ``w.log``
     receives when not given.
     """
-    return Watch(model, optimizer, every, task=task)
+    return Watch(model, optimizer, every, task=task, max_overhead=max_overhead)

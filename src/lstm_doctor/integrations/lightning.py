@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from lstm_doctor.integrations import save
-from lstm_doctor.probes.instrument import probing, sampled
+from lstm_doctor.probes.instrument import probing
 from lstm_doctor.report import Report
-from lstm_doctor.watch import Watch
+from lstm_doctor.watch import MAX_OVERHEAD, Watch
 
 try:
     from lightning.pytorch import Callback
@@ -30,22 +30,26 @@ except ImportError:  # the older package name
 class DoctorCallback(Callback):
     """Watches a Lightning ``fit`` and judges it when it ends: ``callback.report``.
 
-    ``every``: steps between sampled measurements. ``monitor``: the logged
+    ``every`` and ``max_overhead``: as for :func:`lstm_doctor.watch` (the
+    least spacing of sampled steps, widened to keep the share of the step time;
+    ``max_overhead=None`` samples exactly every ``every`` steps). ``monitor``: the logged
     validation loss (``self.log("val_loss", ...)`` in ``validation_step``).
     ``path``: where to write the report (.json or .html), if anywhere.
     ``task``: regression, binary or multiclass (inferred when not given).
     """
 
-    def __init__(self, every: int = 50, *, monitor: str = "val_loss", path: str | Path | None = None, task: str | None = None):
+    def __init__(self, every: int = 50, *, monitor: str = "val_loss", path: str | Path | None = None, task: str | None = None,
+                 max_overhead: float | None = MAX_OVERHEAD):
         super().__init__()
         self.every, self.monitor, self.path, self.task = every, monitor, path, task
+        self.max_overhead = max_overhead
         self.watch: Watch | None = None
         self.report: Report | None = None
         self._post_hook = None
 
     def on_fit_start(self, trainer: Any, pl_module: torch.nn.Module) -> None:
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        self.watch = Watch(pl_module, optimizer, self.every, task=self.task, step_hooks=False)
+        self.watch = Watch(pl_module, optimizer, self.every, task=self.task, max_overhead=self.max_overhead, step_hooks=False)
         self.watch.start()
         if optimizer is not None:
             self._post_hook = optimizer.register_step_post_hook(lambda *_: self.watch.after_step())
@@ -58,10 +62,9 @@ class DoctorCallback(Callback):
         if loss is None:
             return
         predictions, targets = None, None
-        step = len(self.watch.record.losses)
-        if sampled(step, self.every) and isinstance(batch, (tuple, list)) and len(batch) >= 2 \
+        if self.watch.just_sampled() and isinstance(batch, (tuple, list)) and len(batch) >= 2 \
                 and all(isinstance(t, torch.Tensor) for t in batch[:2]):
-            with probing(pl_module), torch.no_grad():
+            with self.watch.sampling_work(), probing(pl_module), torch.no_grad():
                 predictions, targets = pl_module(batch[0]), batch[1]
         self.watch.log(loss, predictions if isinstance(predictions, torch.Tensor) else None, targets)
 
