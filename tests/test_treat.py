@@ -65,18 +65,20 @@ def test_candidates_follow_rank_skip_info_and_merge_duplicates():
     assert len(candidates(findings, config, Evidence(), limit=1)) == 1
 
 
-def test_downsampling_brings_long_sequences_within_the_cells_reach():
-    def factor(cell: str, steps: int, downsample: int = 1, **ev) -> int | None:
+def test_downsampling_offers_the_cells_reach_and_about_100_steps():
+    def factors(cell: str, steps: int, downsample: int = 1, **ev) -> list[int | None]:
         config = SetupConfig.model_validate({"data": {"task": "multiclass", "downsample": downsample}, "model": {"cell": cell}})
-        change = TREATMENTS_BY_NAME["downsample-sequences"].propose(config, Evidence(source_kind="arrays", steps=steps, **ev))
-        return None if change is None else change["data"]["downsample"]
+        evidence = Evidence(source_kind="arrays", steps=steps, **ev)
+        changes = [TREATMENTS_BY_NAME[name].propose(config, evidence) for name in ("downsample-sequences", "downsample-to-100-steps")]
+        return [None if c is None else c["data"]["downsample"] for c in changes]
 
     # OSULeaf's 427 steps: an LSTM carries ~300 (D109's limit), a plain RNN ~50.
-    assert factor("lstm", 427) == 2 and factor("rnn", 427) == 9
-    assert factor("lstm", 300) is None and factor("rnn", 60) == 2
-    assert factor("lstm", 427, per_step=True) is None  # per-step targets would lose their alignment
+    assert factors("lstm", 427) == [2, 5] and factors("rnn", 427) == [9, 5]
+    assert factors("lstm", 300) == [None, None]  # within reach: D109 does not fire either
+    assert factors("rnn", 100) == [2, None]  # already 100 steps: one candidate only
+    assert factors("lstm", 427, per_step=True) == [None, None]  # per-step targets would lose their alignment
     # Already averaged by 2 and still too long: the factor compounds on the fed steps.
-    assert factor("rnn", 214, downsample=2) == 10
+    assert factors("rnn", 214, downsample=2) == [10, 6]
 
 
 def test_trial_records_divergence_instead_of_raising(sunspots_frame):

@@ -111,7 +111,7 @@ def test_summary_counts_the_rate_and_every_other_outcome_apart():
               "machine": {"cpu": "cpu", "cores": 2, "jobs": 1, "torch_threads": 1, "python": "3.11", "torch": "2"},
               "summary": s}
     page = render(result)
-    assert "33% (1/3)" in page and "| told-no-fix | 1 |" in page and "| D102 raw | repaired x1 |" in page
+    assert "33% (1/3)" in page and "| told-no-fix | 1 | no |" in page and "| repaired | 1 | yes |" in page and "| D102 raw | repaired x1 |" in page
     assert "median 60.0 s" in page
     # Without --treat the page says the repair rate was not measured, and has no outcome table.
     untreated = [{k: v for k, v in r.items() if k not in ("repair", "repaired")} for r in records]

@@ -188,7 +188,8 @@ def progress_line(record: dict[str, Any], index: int, total: int) -> str:
     else:
         verdict = f"top1 {'ok' if record['top1_ok'] else 'MISS'} top3 {'ok' if record['top3_ok'] else 'MISS'}"
     codes = ",".join(record.get("codes", [])[:4]) or "-"
-    return f"[{index}/{total}] {record['id']:<64} {record['seconds']:6.1f}s {verdict:<26} {record.get('symptom')} [{codes}]"
+    repair = f" repair: {record['repair']['outcome']}" if "repair" in record else ""
+    return f"[{index}/{total}] {record['id']:<64} {record['seconds']:6.1f}s {verdict:<26} {record.get('symptom')} [{codes}]{repair}"
 
 
 def print_progress(total: int) -> Callable[[dict[str, Any]], None]:
