@@ -10,6 +10,9 @@ when not one of its values changed over a run of at least one step.
 Evidence written: ``parameters_never_updated`` ({name: count}, every parameter
 whose values all stayed as they were, frozen ones included),
 ``parameters_without_gradient`` ({name: count}, trainable but no gradient),
+``parameters_stalled`` ({name: count}, never updated although they are in the optimizer
+with a positive learning rate and the backward pass reaches them: their gradient vanished
+or their steps were below float resolution),
 ``recurrent_parameters`` (names of the parameters that belong to recurrent
 layers), ``parameter_total`` (all parameter values), ``frozen_check_steps``.
 """
@@ -44,8 +47,15 @@ class UpdateWatch(Callback):
         params = dict(state.model.named_parameters())
         recurrent = {f"{owner}.{n}" if owner else n for owner, m in state.model.named_modules()
                      if isinstance(m, (nn.RNNBase, nn.RNNCellBase)) for n, _ in m.named_parameters()}
+        never = {n: p.numel() for n, p in params.items() if torch.equal(p.detach(), self.start[n])}
+        rates = {id(p): group["lr"] for group in state.optimizer.param_groups for p in group["params"]}
+        # In the optimizer with a rate and reached by the backward pass, yet no value moved: the gradient
+        # vanished (saturated gates give exact zeros in float32) or each step fell below float
+        # resolution. The weights stalled; nothing froze them.
+        stalled = {n: never[n] for n in never if params[n].grad is not None and rates.get(id(params[n]), 0) > 0}
         self.ctx.evidence.update(
-            parameters_never_updated={n: p.numel() for n, p in params.items() if torch.equal(p.detach(), self.start[n])},
+            parameters_never_updated=never,
+            parameters_stalled=stalled,
             parameters_without_gradient=self.without_grad or {},
             recurrent_parameters=sorted(recurrent & set(params)),
             parameter_total=sum(p.numel() for p in params.values()),

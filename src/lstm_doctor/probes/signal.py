@@ -53,7 +53,7 @@ def _sample(w: Windows, limit: int, rng: np.random.Generator) -> Windows:
     return Windows(x.clone(), y.clone(), lengths=None if lengths is None else lengths.clone())
 
 
-def _moments(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def moments(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-column mean and std of ``values`` (rows, columns), ignoring non-finite entries; std 0 becomes 1."""
     v = values.double()
     v = torch.where(torch.isfinite(v), v, torch.nan)
@@ -62,24 +62,26 @@ def _moments(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nan_to_num(mean), torch.where(std > 0, std, torch.ones_like(std))
 
 
+def standardized(w: Windows, x: tuple[torch.Tensor, torch.Tensor],
+                 y: tuple[torch.Tensor, torch.Tensor] | None = None) -> Windows:
+    """Materialized windows ``w`` with inputs standardized by ``x`` = (mean, std), non-finite inputs zeroed,
+    and the targets by ``y`` when given (a regression target); windows with a non-finite target dropped."""
+    inputs = torch.nan_to_num(((w.inputs.double() - x[0]) / x[1]).float(), nan=0.0, posinf=0.0, neginf=0.0)
+    targets = ((w.targets.double() - y[0]) / y[1]).float() if y is not None else w.targets
+    ok = torch.isfinite(targets.reshape(len(targets), -1)).all(dim=1) if y is not None else torch.ones(len(targets), dtype=torch.bool)
+    return Windows(inputs[ok], targets[ok], lengths=None if w.lengths is None else w.lengths[ok])
+
+
 def repaired_data(data: SequenceData, seed: int) -> SequenceData:
     """A subsample of the windows, inputs (and a regression target) standardized with
     training statistics; windows with a non-finite target are dropped."""
     rng = np.random.default_rng(seed)
     train, val = _sample(data.train, MAX_TRAIN, rng), _sample(data.val, MAX_VAL, rng)
-    x_mean, x_std = _moments(torch.from_numpy(train.input_rows()))
-    regression = data.task == "regression"
-    if regression:
-        y_mean, y_std = _moments(train.targets.reshape(-1, train.targets.shape[-1]))
-
-    def repair(w: Windows) -> Windows:
-        x = torch.nan_to_num(((w.inputs.double() - x_mean) / x_std).float(), nan=0.0, posinf=0.0, neginf=0.0)
-        y = ((w.targets.double() - y_mean) / y_std).float() if regression else w.targets
-        ok = torch.isfinite(y.reshape(len(y), -1)).all(dim=1) if regression else torch.ones(len(y), dtype=torch.bool)
-        return Windows(x[ok], y[ok], lengths=None if w.lengths is None else w.lengths[ok])
-
-    return SequenceData(repair(train), repair(val), data.task, list(data.feature_names), list(data.target_names),
-                        classes=data.classes, per_step=data.per_step, horizon=data.horizon, split=data.split)
+    x = moments(torch.from_numpy(train.input_rows()))
+    y = moments(train.targets.reshape(-1, train.targets.shape[-1])) if data.task == "regression" else None
+    return SequenceData(standardized(train, x, y), standardized(val, x, y), data.task, list(data.feature_names),
+                        list(data.target_names), classes=data.classes, per_step=data.per_step, horizon=data.horizon,
+                        split=data.split)
 
 
 def below_null_p_value(real: list[float], shuffled: list[float]) -> float:

@@ -290,18 +290,24 @@ def draw_small_batch(fig: Figure, probes: dict, baselines: dict) -> bool:
     loss, sound = nums(data.get("loss")), nums(data.get("sound_loss"))
     if not finite(loss + sound):
         return False
+    constant, sound_constant = num(data.get("constant_loss")), num(data.get("sound_constant_loss"))
+    # The sound recipe sees the batch standardized: each curve is shown over its own constant's loss.
+    relative = math.isfinite(constant) and constant > 0 and math.isfinite(sound_constant) and sound_constant > 0
+    if relative:
+        loss, sound = [v / constant for v in loss], [v / sound_constant for v in sound]
     ax = fig.subplots()
     for i, (values, label) in enumerate(((loss, "your settings"), (sound, "a sound recipe"))):
         if finite(values):
             ax.plot(range(1, len(values) + 1), values, color=COLORS[i], lw=1.6, label=label,
                     marker="o" if len(values) < 30 else None, ms=3)
-    constant = num(data.get("constant_loss"))
-    if math.isfinite(constant):
-        ax.axhline(constant, color=COLORS[6], lw=1.0, ls="--", label=f"best constant ({constant:.3g})")
-    if log_scale_fits(loss + sound + [constant], spread=10.0):
+    level = 1.0 if relative else constant
+    if math.isfinite(level):
+        ax.axhline(level, color=COLORS[6], lw=1.0, ls="--",
+                   label="best constant" + ("" if relative else f" ({constant:.3g})"))
+    if log_scale_fits(loss + sound + [level], spread=10.0):
         ax.set_yscale("log")
     ax.set_xlabel("pass over the same small batch")
-    ax.set_ylabel("loss on the small batch")
+    ax.set_ylabel("loss over a constant's" if relative else "loss on the small batch")
     legend(ax)
     return True
 

@@ -17,7 +17,7 @@ import math
 from lstm_doctor.curves import finite, late_share, overfit_rise, relative_drop, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.rules.progress import baseline_loss, saturation_by_layer
+from lstm_doctor.rules.progress import baseline_loss, saturation_by_layer, sound_constant_loss
 from lstm_doctor.rules.registry import rule
 from lstm_doctor.symptom import OVERFIT_RISE, STILL_FALLING, diverging, not_learning, overfitting, still_falling, unstable, val_curve
 
@@ -60,9 +60,10 @@ def _overshoots_small_batch(ev: Evidence) -> bool:
     from the same initial weights, never does."""
     constant, user, sound = (ev.get(k) for k in ("small_batch_constant_loss", "small_batch_user_peak",
                                                  "small_batch_sound_peak"))
-    if constant is None or user is None or sound is None or not constant > 0:
+    sound_constant = sound_constant_loss(ev)
+    if None in (constant, user, sound, sound_constant) or not (constant > 0 and sound_constant > 0):
         return False
-    return user >= OVERSHOOT * constant and sound < OVERSHOOT * constant
+    return user >= OVERSHOOT * constant and sound < OVERSHOOT * sound_constant
 
 
 @rule("T301")
@@ -245,13 +246,16 @@ def learning_rate_too_low(ev: Evidence) -> Finding | None:
     # No rate of this optimizer made the loss fall within the sweep: the small batch is the witness.
     constant, user, sound = (ev.get(k) for k in ("small_batch_constant_loss", "small_batch_user_best",
                                                  "small_batch_sound_best"))
-    if None in (constant, user, sound) or not constant > 0 or projected >= BARELY_MOVES:
+    sound_constant = sound_constant_loss(ev)
+    if None in (constant, user, sound, sound_constant) or not (constant > 0 and sound_constant > 0) \
+            or projected >= BARELY_MOVES:
         return None
-    if not (user >= STUCK * constant and sound <= MEMORISED * constant):
+    if not (user >= STUCK * constant and sound <= MEMORISED * sound_constant):
         return None
     summary = (f"With your optimizer at lr {_lr(lr)} the loss does not move, not even on "
                f"{ev.get('small_batch_size')} training windows ({user:.3g} against a constant's {constant:.3g}), "
-               f"while Adam at {_lr(ev.get('small_batch_sound_lr') or 1e-2)} memorises them ({sound:.2g}): "
+               f"while Adam at {_lr(ev.get('small_batch_sound_lr') or 1e-2)} memorises them ({sound / sound_constant:.0%} "
+               f"of a constant's loss): "
                f"the steps are too small.")
     return Finding.of("T302", summary, evidence, fix="training.optimizer: adam with training.lr: 0.003",
                       confidence=0.7)
@@ -319,8 +323,9 @@ def cannot_fit_small_batch(ev: Evidence) -> Finding | None:
     How it is measured
       Karpathy's "overfit one batch": 16 evenly spaced training windows, a
       fresh model trained on them with a sound recipe (Adam at 1e-2, gradients
-      clipped at 1, all 16 windows in every step, up to 200 steps) and scored
-      on the same windows. The yardstick is the best constant's loss on them:
+      clipped at 1, all 16 windows in every step, up to 200 steps, inputs and
+      a regression target standardized, so that unscaled data, D102 and D104,
+      does not count here) and scored on the same windows. The yardstick is the best constant's loss on them:
       a model whose output ignores the input can reach it but never get below
       it, while a model that uses its input gets below it almost at once, even
       when the task is too hard to memorise in 200 steps. Fires when the
@@ -346,7 +351,7 @@ def cannot_fit_small_batch(ev: Evidence) -> Finding | None:
 
     Related: M201 output-loss-mismatch, M206 poor-initialization, M209 readout-misplaced, M212 frozen-parameters
     """
-    constant, best = ev.get("small_batch_constant_loss"), ev.get("small_batch_sound_best")
+    constant, best = sound_constant_loss(ev), ev.get("small_batch_sound_best")
     if constant is None or best is None or not math.isfinite(constant) or constant <= 0:
         return None
     ratio = best / constant if math.isfinite(best) else math.inf

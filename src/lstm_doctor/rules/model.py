@@ -13,6 +13,7 @@ from lstm_doctor.curves import finite, overfit_rise, quarter_medians, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
 from lstm_doctor.rules.names import model_name
+from lstm_doctor.rules.progress import sound_constant_loss
 from lstm_doctor.rules.registry import rule
 
 # M201: the range each output activation can reach, and the share of training
@@ -67,7 +68,7 @@ WIDE = 256
 
 def _handful_share(ev: Evidence) -> float | None:
     """Fit-a-small-batch's best loss (sound recipe) over the best constant's on the same windows."""
-    constant, best = ev.get("small_batch_constant_loss"), ev.get("small_batch_sound_best")
+    constant, best = sound_constant_loss(ev), ev.get("small_batch_sound_best")
     if constant is None or best is None or not constant > 0 or not math.isfinite(best):
         return None
     return best / constant

@@ -146,7 +146,11 @@ def frozen_parameters(ev: Evidence) -> Finding | None:
       optimizer param group. During the instrumented run: parameters that get
       no gradient at the first backward pass, and parameters whose values are
       all exactly equal before the first and after the last optimizer step
-      (any update moves at least one value).
+      (any update moves at least one value), unless they are in the
+      optimizer with a positive learning rate and the backward pass reaches
+      them: then they stalled, with gradients vanished to zero (gates
+      saturated by unscaled inputs, T305, D102) or steps below float
+      resolution (T302); nothing froze them.
       Critical when a recurrent layer's weights never train or when the
       never-training weights are half of all weights or more (the model cannot
       fit); a warning otherwise, since freezing a pretrained embedding can be
@@ -171,7 +175,8 @@ def frozen_parameters(ev: Evidence) -> Finding | None:
     frozen = ev.get("frozen_parameters") or {}
     left_out = ev.get("parameters_not_in_optimizer") or {}
     no_grad = ev.get("parameters_without_gradient") or {}
-    never = ev.get("parameters_never_updated") or {}
+    stalled = ev.get("parameters_stalled") or {}
+    never = {n: c for n, c in (ev.get("parameters_never_updated") or {}).items() if n not in stalled}
     stuck = {**frozen, **left_out, **no_grad, **never}
     if not stuck:
         return None

@@ -56,3 +56,10 @@ def saturation_by_layer(shares: dict[str, float]) -> dict[str, float]:
         if gate not in MEMORY_GATES | GATELESS and share is not None:
             grouped.setdefault(layer, []).append(share)
     return {layer: sum(v) / len(v) for layer, v in grouped.items()}
+
+
+def sound_constant_loss(ev: Evidence) -> float | None:
+    """Fit-a-small-batch's yardstick for its sound recipe: the best constant's loss on the handful as that
+    recipe is fed it (standardized), or on the handful as the user feeds it when only that was measured."""
+    value = ev.get("small_batch_sound_constant_loss")
+    return value if _finite(value) else ev.get("small_batch_constant_loss")
