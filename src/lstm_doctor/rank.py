@@ -54,7 +54,7 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # stack and a closed forget gate starve the gradient; heavy dropout drowns the signal; an
     # unregularized giant memorizes; a per-step / per-sequence mismatch cannot be fitted.
     "M211": ("T304", "T306", "T307"),
-    "M205": ("T303",),
+    "M205": ("T303", "T304"),  # each stacked layer multiplies the gradient once more: it fades or explodes
     "M207": ("T303",),
     "M213": ("T307",),
     "M204": ("T308",),
