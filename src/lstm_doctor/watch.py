@@ -163,8 +163,13 @@ class LoopRecord:
         self.val.append(record)
         self.epoch_ends.append(len(self.losses))
 
-    def write(self, ctx: ProbeContext, steps: int) -> None:
-        """Loss curves, divergence, memory length and prediction spread into ``ctx.evidence`` and ``ctx.plots``."""
+    def write(self, ctx: ProbeContext, steps: int, sequence_steps: int | None = None) -> None:
+        """Loss curves, divergence, memory length and prediction spread into ``ctx.evidence`` and ``ctx.plots``.
+
+        ``steps``: optimizer steps taken; ``sequence_steps``: time steps of the
+        sequences the recurrence runs over, when known (the evidence key
+        ``steps``, as the inspection writes it for a setup).
+        """
         ev = ctx.evidence
         losses = torch.stack(self.losses).double().cpu().tolist() if self.losses else []
         diverged = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
@@ -176,9 +181,11 @@ class LoopRecord:
             stopped="diverged" if diverged is not None else "completed",
             diverged_at=diverged,
             steps_run=steps,
-            steps=steps,
             steps_planned=steps,
+            optimizer_steps=steps,
         )
+        if sequence_steps is not None:
+            ev["steps"] = sequence_steps
         totals = [v for v in (ctx.plots.get("gradients") or {}).get("total", []) if math.isfinite(v)]
         if len(totals) >= 8:
             quarter = len(totals) // 4
@@ -589,10 +596,10 @@ class Watch:
         else:  # no optimizer step was seen
             self.ctx = ProbeContext(LoopSetup(None), get_budget("quick"), evidence=self.evidence, plots=self.plots)
         steps = self.state.step if self.state is not None else 0
-        self.record.write(self.ctx, steps)
+        sequence = self.probe[0].shape[self._time_axis] if self.probe is not None else None
+        self.record.write(self.ctx, steps, sequence)
         self.evidence.update(
             source_kind="watch",
-            optimizer_steps=steps,
             zero_grad_calls=self.zero_grad_calls,
             grad_reset_checks=len(self.accumulated),
             grad_accumulated_checks=sum(self.accumulated),

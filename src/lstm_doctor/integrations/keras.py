@@ -263,7 +263,8 @@ class DoctorCallback(keras.callbacks.Callback):
         else:
             self._refresh()
             self._run("on_train_end")
-        self.record.write(self.ctx, self.state.step if self.state else 0)
+        sequence = self.probe[0].shape[1] if self.probe is not None and np.ndim(self.probe[0]) == 3 else None
+        self.record.write(self.ctx, self.state.step if self.state else 0, sequence)
         self.ctx.evidence.update(source_kind="keras", lr_steps=self.lrs, lr=self.lrs[-1] if self.lrs else None,
                                  optimizer=type(self.model.optimizer).__name__)
         setup = {"source": "keras", "backend": keras.backend.backend(), "model_class": type(self.model).__name__,
@@ -317,8 +318,15 @@ class DoctorCallback(keras.callbacks.Callback):
             self.mirror.recurrent.clear()  # a subclassed model has no graph to read layer inputs from
             return
 
+        call = lambda x: cut([x], training=False)  # noqa: E731
+        if keras.backend.backend() == "tensorflow":  # traced once: an eager recurrent layer steps through time in Python
+            import tensorflow as tf
+
+            traced = tf.function(call, reduce_retracing=True)
+            call = lambda x: traced(tf.convert_to_tensor(x))  # noqa: E731
+
         def layer_inputs(x: np.ndarray) -> list[np.ndarray]:
-            out = cut([x], training=False)
+            out = call(x)
             return [_numpy(a) for a in (out if isinstance(out, (list, tuple)) else [out])]
 
         self.mirror.layer_inputs = layer_inputs
