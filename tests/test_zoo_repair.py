@@ -11,7 +11,7 @@ from lstm_doctor.budget import BUDGETS
 from lstm_doctor.report import Report
 
 from bench.zoo.metrics import summarize
-from bench.zoo.repair import IN_RATE, OUTCOMES, judge, measure, treatable, unit_factor, val_targets
+from bench.zoo.repair import IN_RATE, OUTCOMES, judge, learns, measure, treatable, unit_factor, val_targets
 from bench.zoo.results_page import render
 from bench.zoo.scenarios import all_scenarios
 
@@ -45,6 +45,13 @@ def test_cases_without_a_fix_or_without_damage_are_told_apart():
     assert judge(untreated=1.05, treated=0.9, reference=1.0, lower_is_better=True) == "already-within-reference"
     assert judge(untreated=0.85, treated=None, reference=0.9, lower_is_better=False) == "already-within-reference"
     assert set(IN_RATE) < set(OUTCOMES) and "told-no-fix" not in IN_RATE and "no-reference" not in IN_RATE
+
+
+def test_a_reference_that_does_not_beat_chance_or_the_mean_is_no_reference():
+    assert learns(0.95, worst=0.5, lower_is_better=False) and not learns(0.51, worst=0.5, lower_is_better=False)
+    # RMSE 0.5 in reference units is 500 in the broken setup's, against an input-free RMSE of 1000 there.
+    assert learns(0.5, worst=1000.0, lower_is_better=True, factor=1000.0)
+    assert not learns(0.98, worst=1000.0, lower_is_better=True, factor=1000.0)
 
 
 def test_unit_factor_accepts_a_change_of_units_and_a_tail_of_the_same_series():

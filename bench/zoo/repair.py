@@ -38,7 +38,7 @@ from lstm_doctor.setups import Setup, setup_from_config
 from lstm_doctor.treat import TREATMENTS, apply_change
 from lstm_doctor.treat.executors import LocalExecutor
 from lstm_doctor.treat.trials import TrialSpec
-from lstm_doctor.treat.verify import task_metric, trial_plan, trial_scores, worst_score
+from lstm_doctor.treat.verify import MIN_GAIN, task_metric, trial_plan, trial_scores, worst_score
 
 from bench.zoo.datasets import HEALTHY, healthy
 from bench.zoo.scenarios import Scenario
@@ -62,7 +62,8 @@ OUTCOMES = {
     "told-no-fix": "no learnable signal, and correctly no treatment verified",
     "false-fix": "no learnable signal, yet a treatment was verified",
     "no-treatment-in-catalog": "the root cause has no treatment in the catalog (NaN, leakage, too few epochs, ...)",
-    "no-reference": "no like-for-like healthy reference (the fault changes the task, or no healthy control)",
+    "no-reference": "no like-for-like healthy reference (the fault changes the task, no healthy control, or the "
+                    "control does not learn within the fault's step cap)",
     "incomplete": "the examination or its treatment trials were cut short",
     "error": "the case failed to run",
 }
@@ -110,6 +111,14 @@ def within_reference(value: float, reference: float, lower_is_better: bool, fact
     if lower_is_better:
         return value / factor <= (1 + TOLERANCE) * reference
     return value >= (1 - TOLERANCE) * reference
+
+
+def learns(reference: float, worst: float, lower_is_better: bool, factor: float = 1.0) -> bool:
+    """Whether the reference beats chance or the input-free baseline (``worst``, in units ``factor``
+    times the reference's) by the verification's own bar, 5%."""
+    if lower_is_better:
+        return reference * factor <= (1 - MIN_GAIN) * worst
+    return reference >= (1 + MIN_GAIN) * worst
 
 
 def judge(untreated: float, treated: float | None, reference: float, lower_is_better: bool, factor: float = 1.0,
@@ -167,10 +176,15 @@ def measure(scenario: Scenario, setup: Setup, report: Report, budget: str | Budg
     ref = [r["metrics"][metric] for r in ref_seeds if r and metric in r["metrics"]]
     if len(ref) < len(seeds):  # a zoo bug, not the product's: the control is known to train
         return {**out, "outcome": "no-reference", "reason": "the healthy reference did not train"}
+    # Chance (balanced accuracy 1/K) or the input-free mean's RMSE, in the broken setup's units.
+    worst = worst_score(Evidence(baselines=report.baselines), setup.data.task, setup.data.n_outputs)
+    if not learns(float(np.mean(ref)), worst, lower, factor):
+        # A fault that leaves a few steps (a batch of every sample) caps the reference too.
+        return {**out, "outcome": "no-reference", "reason": f"the healthy control does not learn within {steps} steps",
+                "reference": _summary(ref)}
     if report.treatments:
         untreated = report.treatments[0]["metric"]["before"]["values"]
     else:
-        worst = worst_score(Evidence(baselines=report.baselines), setup.data.task, setup.data.n_outputs)
         untreated = trial_scores(LocalExecutor().run(specs("untreated", setup), setup.raw), metric, worst)
     treated = None if recommended is None else recommended["metric"]["after"]["values"]
     out.update(
