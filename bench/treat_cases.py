@@ -1,4 +1,4 @@
-"""Does ``--treat`` repair what it should, and only that? Four real cases, end to end.
+"""Does ``--treat`` repair what it should, and only that? Five real cases, end to end.
 
 Run as ``python -m bench.treat_cases [--budget quick] [--cases raw-co2,...]``; the
 figures go to bench/RESULTS.md (section "Treatment cases").
