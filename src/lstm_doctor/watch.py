@@ -618,10 +618,11 @@ class Watch:
                  "every": self.every, "interval": self.interval, "max_overhead": self.max_overhead}
         report = judge_loop(self.ctx, setup, bool(self.record.losses))
         if self.interval > self.every:
+            cost = self._cycles_s / self._cycles / self._plain_step() if self._plain_step() > 0 else math.inf
             report.notes.append(
                 f"Measured every {self.interval} steps instead of every {self.every}: a sampled step costs the watch "
-                f"{self._cycles_s / self._cycles / self._plain_step():.1f} of your plain steps, and it keeps to "
-                f"{self.max_overhead:.0%} of the loop's time (watch(..., max_overhead=None) samples every {self.every} steps).")
+                f"{cost:.1f} of your plain steps, and it keeps to {self.max_overhead:.0%} of the loop's time "
+                f"(watch(..., max_overhead=None) samples every {self.every} steps).")
         return report
 
 
