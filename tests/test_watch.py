@@ -161,23 +161,23 @@ def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
     watch several of its plain steps, so sampling every 5 steps would take far more than 4% of the loop."""
     x, y, _, _ = italy_tensors(italy_power)
 
-    def run(**kwargs):
+    def run(every, **kwargs):
         torch.manual_seed(0)
         model = Classifier(nn.LSTM, 1, 2)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with watch(model, optimizer, every=5, **kwargs) as w:
+        with watch(model, optimizer, every=every, **kwargs) as w:
             train_loop(model, optimizer, nn.CrossEntropyLoss(), x, y, x[:8], y[:8], epochs=40, w=w)
         return w, w.report()
 
-    w, report = run()
+    w, report = run(5)
     ev = w.evidence
     assert ev.watch_every == 5 and ev.watch_interval == w.interval > 5 and w.interval % 5 == 0
     assert report.setup["interval"] == w.interval and any(f"every {w.interval} steps" in n for n in report.notes)
     # The first sampled steps come at the user's spacing: they are what is timed.
     assert report.probes["gradients"]["steps"][:3] == [0, 5, 10]
-    # A larger share: more sampled steps, still spaced wider than every 5 steps and by multiples of 5.
-    w, report = run(max_overhead=0.3)
+    # A larger share (10%) at every 2 steps: many sampled steps, spaced wider than 2 and by multiples of 2.
+    w, report = run(2, max_overhead=0.1)
     steps = report.probes["gradients"]["steps"]
     gaps = [b - a for a, b in zip(steps, steps[1:])]
-    assert len(steps) > 5 and all(g % 5 == 0 for g in gaps) and max(gaps) > 5, steps
-    assert 0 < w.evidence.watch_overhead < 0.45
+    assert len(steps) > 5 and all(g % 2 == 0 for g in gaps) and max(gaps) > 2, steps
+    assert 0 < w.evidence.watch_overhead < 0.2

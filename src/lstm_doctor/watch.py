@@ -69,6 +69,9 @@ MAX_OVERHEAD = 0.04
 # alone reaches max_overhead (a model of a few thousand weights): some evidence is still sampled.
 MIN_SAMPLED_SHARE = 0.01
 PLAIN_KEPT = 256  # the latest plain-step times, for their median
+# Steps whose gradient norms are kept as tensors before they are read out (one host sync for them all):
+# sampled steps may be thousands of steps apart, and so many small tensors should not pile up in between.
+NORMS_KEPT = 64
 MIN_PLAIN = 5  # plain steps timed before the spacing is judged
 
 
@@ -282,12 +285,12 @@ class Watch:
         self._check_param: nn.Parameter | None = None
         # The sampling schedule: the next sampled step, the latest one, and how many have begun.
         self._next, self._last_sampled, self._cycle_index = 0, -1, 0
-        # Timing (perf_counter seconds): the loop's plain steps (between two optimizer steps,
-        # neither sampled), the watch's own work on plain steps and per sampled step.
+        # Timing (perf_counter seconds): the loop's own time per step (between two optimizer
+        # steps, less the watch's work in between), the watch's own work on plain steps and per sampled step.
         self._plain: deque[float] = deque(maxlen=PLAIN_KEPT)
         self._always: deque[float] = deque(maxlen=PLAIN_KEPT)
         self._last_begin: float | None = None
-        self._prev_sampled = False
+        self._own, self._own_then = 0.0, 0.0  # all the watch's own seconds, and as they were at the last step
         self._cycle_s, self._cycles_s, self._cycles = 0.0, 0.0, 0
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
@@ -406,7 +409,7 @@ class Watch:
         try:
             return self._catch_input(args, kwargs)
         finally:
-            self._cycle_s += time.perf_counter() - begin
+            self._charge(time.perf_counter() - begin)
 
     def _catch_input(self, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         self._disarm_capture()
@@ -440,7 +443,7 @@ class Watch:
             profile = relative_profile(g, ends)
             if profile is not None:
                 self.record.profiles.append(profile)
-            self._cycle_s += time.perf_counter() - begin
+            self._charge(time.perf_counter() - begin)
 
         return keep
 
@@ -483,21 +486,25 @@ class Watch:
         if self.state is None:
             self._begin()
         sampled = self.state.step == self._next
-        if self._last_begin is not None and not (sampled or self._prev_sampled):
-            self._plain.append(begin - self._last_begin)  # a step of the loop with nothing sampled in it
-        self._last_begin, self._prev_sampled = begin, sampled
+        if self._last_begin is not None:  # the loop's own time for its last step
+            self._plain.append(begin - self._last_begin - (self._own - self._own_then))
+        self._last_begin, self._own_then = begin, self._own
         if self._check is not None:
             verdict = self._check.verdict()
             self._check = None
             if verdict is not None:
                 self.accumulated.append(verdict)
         self._norms.append(self._step_norms())
+        if len(self._norms) >= NORMS_KEPT:
+            self._flush_norms()
         if sampled:
             self._flush_norms()
             self._run("after_backward")
-            self._cycle_s += time.perf_counter() - begin
+            self._charge(time.perf_counter() - begin)
         else:
-            self._always.append(time.perf_counter() - begin)
+            spent = time.perf_counter() - begin
+            self._always.append(spent)
+            self._own += spent
 
     def _step_norms(self) -> list[torch.Tensor]:
         """This step's gradient norms per parameter, as tensors: one fused kernel, no host sync (combined when flushed)."""
@@ -509,8 +516,12 @@ class Watch:
     def _flush_norms(self) -> None:
         """The kept per-parameter norms of each step as total norms (one host sync for them all)."""
         if self._norms:
-            totals = [torch.linalg.vector_norm(torch.stack([n.float() for n in norms])).cpu() for norms in self._norms]
-            self.totals += torch.stack(totals).tolist()
+            if len({len(norms) for norms in self._norms}) == 1:  # the same parameters with gradients: one stacked pass
+                stacked = torch.stack([n.float() for norms in self._norms for n in norms]).reshape(len(self._norms), -1)
+                self.totals += torch.linalg.vector_norm(stacked, dim=1).cpu().tolist()
+            else:
+                totals = [torch.linalg.vector_norm(torch.stack([n.float() for n in norms])) for norms in self._norms]
+                self.totals += torch.stack(totals).cpu().tolist()
             self._norms.clear()
 
     def after_step(self) -> None:
@@ -524,14 +535,16 @@ class Watch:
         closing = step == self._next
         if closing:  # the sampled step's update: update-to-weight ratios
             self._run("after_step", self._grads)
-            self._cycle_s += time.perf_counter() - begin
+            self._charge(time.perf_counter() - begin)
             self._close_cycle(step)
         if step + 1 == self._next:
             opened = time.perf_counter()
             self._open_cycle()
-            self._cycle_s += time.perf_counter() - opened
+            self._charge(time.perf_counter() - opened)
         elif not closing and self._always:
-            self._always[-1] += time.perf_counter() - begin  # the same plain step's before_step
+            spent = time.perf_counter() - begin
+            self._always[-1] += spent  # the same plain step's before_step
+            self._own += spent
 
     def _open_cycle(self) -> None:
         """Before the next step is sampled: the gates (every other sampled step), the input-gradient catch, the reset check."""
@@ -561,8 +574,13 @@ class Watch:
         return statistics.median(self._always) if self._always else 0.0
 
     def _plain_step(self) -> float:
-        """The loop's own seconds per step (the median time between two plain steps, less the watch's part)."""
-        return statistics.median(self._plain) - self._always_step()
+        """The loop's own seconds per step (median: its validations and pauses fall on a few steps)."""
+        return statistics.median(self._plain)
+
+    def _charge(self, seconds: float) -> None:
+        """The watch's own work for a sampled step."""
+        self._cycle_s += seconds
+        self._own += seconds
 
     def overhead(self) -> float | None:
         """The watch's estimated share of the loop's time at the spacing in force (None before it was timed)."""
@@ -581,7 +599,7 @@ class Watch:
         try:
             yield
         finally:
-            self._cycle_s += time.perf_counter() - begin
+            self._charge(time.perf_counter() - begin)
 
     # --- judging -----------------------------------------------------------
 

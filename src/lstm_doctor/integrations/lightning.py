@@ -36,6 +36,8 @@ class DoctorCallback(Callback):
     validation loss (``self.log("val_loss", ...)`` in ``validation_step``).
     ``path``: where to write the report (.json or .html), if anywhere.
     ``task``: regression, binary or multiclass (inferred when not given).
+    Collapsed predictions (T307) are judged from the module's ``forward`` on
+    sampled batches; a module without ``forward`` gets no such judgment.
     """
 
     def __init__(self, every: int = 50, *, monitor: str = "val_loss", path: str | Path | None = None, task: str | None = None,
@@ -43,6 +45,7 @@ class DoctorCallback(Callback):
         super().__init__()
         self.every, self.monitor, self.path, self.task = every, monitor, path, task
         self.max_overhead = max_overhead
+        self._forward = True  # the module's forward gives predictions (for the prediction spread, T307)
         self.watch: Watch | None = None
         self.report: Report | None = None
         self._post_hook = None
@@ -62,10 +65,13 @@ class DoctorCallback(Callback):
         if loss is None:
             return
         predictions, targets = None, None
-        if self.watch.just_sampled() and isinstance(batch, (tuple, list)) and len(batch) >= 2 \
+        if self._forward and self.watch.just_sampled() and isinstance(batch, (tuple, list)) and len(batch) >= 2 \
                 and all(isinstance(t, torch.Tensor) for t in batch[:2]):
             with self.watch.sampling_work(), probing(pl_module), torch.no_grad():
-                predictions, targets = pl_module(batch[0]), batch[1]
+                try:
+                    predictions, targets = pl_module(batch[0]), batch[1]
+                except NotImplementedError:  # a LightningModule need not define forward: no prediction spread then
+                    self._forward = False
         self.watch.log(loss, predictions if isinstance(predictions, torch.Tensor) else None, targets)
 
     def on_validation_end(self, trainer: Any, pl_module: torch.nn.Module) -> None:
