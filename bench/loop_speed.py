@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -47,6 +46,8 @@ from lstm_doctor.models import build_model
 from lstm_doctor.objective import Objective
 from lstm_doctor.setups import setup_from
 from lstm_doctor.training import fit
+
+from bench.results_md import write_block
 
 # (hidden units, window, batch): from a tiny model to DESIGN's typical setup and beyond.
 SIZES = [(16, 24, 32), (32, 48, 32), (64, 48, 64), (128, 96, 64), (256, 96, 128)]
@@ -154,16 +155,6 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    block = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n## Training loop speed (`python -m bench.loop_speed`)\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=25, help="most interleaved repeats per size (default 25)")
@@ -195,7 +186,7 @@ def main() -> None:
     ])
     print("\n" + body)
     if args.results_md:
-        write_section(args.results_md, body)
+        write_block(args.results_md, f"{BEGIN}\n{body}\n{END}", BEGIN, END, "Training loop speed (`python -m bench.loop_speed`)")
         print(f"\nWritten to {args.results_md}")
     if any(r.verdict == "TOO SLOW" for r in rows):
         raise SystemExit(1)

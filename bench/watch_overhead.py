@@ -28,7 +28,6 @@ import argparse
 import math
 import os
 import platform
-import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ import torch
 from torch import nn
 
 from lstm_doctor.watch import watch
+
+from bench.results_md import write_block
 
 EVERY = 50  # watch's default
 START = 2 * EVERY + 1  # untimed: the first sampled steps are timed by the watch, then it spaces them
@@ -164,15 +165,6 @@ def table(rows: list[Row], args: argparse.Namespace, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in doc:
-        doc = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: text, doc, flags=re.S)
-    else:
-        doc = doc.rstrip("\n") + "\n\n## watch overhead (`python -m bench.watch_overhead`)\n\n" + text + "\n"
-    path.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=6)
@@ -191,7 +183,7 @@ def main() -> None:
     text = table(rows, args, time.perf_counter() - t0)
     print(text)
     if args.results_md is not None:
-        write_section(args.results_md, text)
+        write_block(args.results_md, text, BEGIN, END, "watch overhead (`python -m bench.watch_overhead`)")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lstm_doctor.report import write_atomic
-
+from bench.results_md import write_block
 from bench.zoo.metrics import TARGETS
 from bench.zoo.repair import IN_RATE, OUTCOMES
 
@@ -128,15 +127,7 @@ def _load(value: Any) -> str:
 
 def write_section(result: dict[str, Any], path: str | Path) -> None:
     """Replace the zoo's generated block in ``path`` (appending the section if absent)."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    block = render(result)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Fault zoo (`python -m bench.zoo`)\n\n" + block + "\n"
-    write_atomic(path, text)
+    write_block(path, render(result), BEGIN, END, "Fault zoo (`python -m bench.zoo`)")
 
 
 if __name__ == "__main__":
