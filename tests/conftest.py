@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +32,14 @@ def sunspots_frame() -> pd.DataFrame:
     import statsmodels.api as sm
 
     return sm.datasets.sunspots.load_pandas().data.rename(columns={"YEAR": "year", "SUNACTIVITY": "sunspots"})
+
+
+@pytest.fixture
+def sunspots_csv(tmp_path, sunspots_frame) -> Path:
+    """The sunspots frame as a CSV file in the test's own folder (for the command line)."""
+    path = tmp_path / "sunspots.csv"
+    sunspots_frame.to_csv(path, index=False)
+    return path
 
 
 @pytest.fixture(scope="session")

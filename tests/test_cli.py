@@ -34,13 +34,6 @@ def assert_one_paragraph(err: str) -> None:
     assert err.startswith("lstm-doctor: ") and err.strip().count("\n") == 0 and "Traceback" not in err
 
 
-@pytest.fixture
-def sunspots_csv(tmp_path, sunspots_frame) -> Path:
-    path = tmp_path / "sunspots.csv"
-    sunspots_frame.to_csv(path, index=False)
-    return path
-
-
 def test_explain_a_code_and_a_name(monkeypatch, capsys):
     code, out, _ = run(monkeypatch, capsys, "explain", "D102")
     assert code == 0 and out.startswith("D102 unscaled-inputs (data, critical by default)") and "What it means" in out

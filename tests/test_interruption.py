@@ -60,13 +60,6 @@ def interrupted_cli(tmp_path: Path, mark: str, *args: str) -> tuple[subprocess.C
     return subprocess.CompletedProcess(proc.args, code, (tmp_path / "stdout.txt").read_text(), err), json.loads(report.read_text())
 
 
-@pytest.fixture
-def sunspots_csv(tmp_path, sunspots_frame) -> Path:
-    path = tmp_path / "sunspots.csv"
-    sunspots_frame.to_csv(path, index=False)
-    return path
-
-
 def test_ctrl_c_during_training_writes_both_reports_and_exits_130(tmp_path, sunspots_csv):
     # Raw sunspot counts: findings come from the inspection and the probes before the training run.
     proc, report = interrupted_cli(tmp_path, "training_run", str(sunspots_csv), "--target", "sunspots", "--time", "year",
