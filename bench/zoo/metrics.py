@@ -86,11 +86,13 @@ def _treat(cases: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _recall(faults: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """For each code some case requires in its top three: how often it was there,
-    and how often it was reported at all (any rank)."""
+    """For each family's code and each code a case requires in its top three: how often
+    it was there, and how often it was reported at all (any rank)."""
+    def expects(r: dict[str, Any]) -> set[str]:
+        return {r["code"], *r["top3"]}
     out: dict[str, dict[str, Any]] = {}
-    for code in sorted({c for r in faults for c in r["top3"]}):
-        rs = [r for r in faults if code in r["top3"] and r.get("status") != "error"]
+    for code in sorted({c for r in faults for c in expects(r)}):
+        rs = [r for r in faults if code in expects(r) and r.get("status") != "error"]
         out[code] = {"in_top3": _rate(code in r["codes"][:3] for r in rs), "reported": _rate(code in r["codes"] for r in rs)}
     return out
 

@@ -89,7 +89,7 @@ def score(scenario: Scenario, report: Report) -> dict[str, Any]:
         out["top1_ok"] = out["top3_ok"] = None
     else:
         out["top1_ok"] = bool(codes) and codes[0] in scenario.top1
-        out["top3_ok"] = set(scenario.top3) <= set(codes[:3])
+        out["top3_ok"] = bool(set(scenario.top1) & set(codes[:3])) and set(scenario.top3) <= set(codes[:3])
         out["false_alarm"] = None
     out["symptom_ok"] = None if scenario.symptoms is None else report.symptom in scenario.symptoms
     return out

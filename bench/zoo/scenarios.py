@@ -4,8 +4,14 @@ A family is one fault (its injector steps at a ``subtle`` and an ``obvious``
 level) over two or more datasets, with what a correct diagnosis looks like:
 the codes acceptable at rank 1 (usually one; two where the causal order between
 a cause and its effect is genuinely open, e.g. M206 poor init vs T304 exploding
-gradients it causes), the codes that must be in the top three, and the expected
-symptom.
+gradients it causes), the codes that must also be in the top three, and the
+expected symptom.
+
+Top-k is the usual top-k accuracy: a case is a hit when one of its acceptable
+codes is among the first k findings, and, beyond that usual definition, every
+code it requires is too: both faults of a combined case, and an effect the
+injected fault is measured to produce (``effects.py``; the family's effect
+levels are held to it in tests/test_zoo_smoke.py).
 
 Every cell (family x dataset x severity) runs with ``seeds`` consecutive seeds.
 The split is fixed by seed and dataset alone, ``(seed + dataset parity) % 2``:
@@ -36,6 +42,9 @@ NOT_YET_COVERED = {
     "M208": "batch-first mismatch needs a user model whose recurrent layer expects (steps, batch, features)",
     "M212": "frozen parameters need a user model or optimizer that leaves parameters out",
     "T310": "gradient accumulation needs the user's own loop that never calls zero_grad",
+    "T306": "no injected fault leaves units stuck on its own: weights drawn up to 10 sd leave none stuck at init "
+            "(measured, bench/zoo/effects.py); the zoo sees T306 only as an effect of raw inputs, zero init or a "
+            "high learning rate, behind its cause",
 }
 
 
@@ -48,7 +57,7 @@ class Family:
     datasets: tuple[str, ...]
     levels: Mapping[str, tuple[Step, ...]]  # severity -> injector steps, applied in order
     top1: tuple[str, ...]  # acceptable codes at rank 1 (empty: no finding expected)
-    top3: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # severity -> codes all in the first three
+    top3: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # severity -> codes also required in the first three
     symptoms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # severity -> acceptable symptoms
 
 
@@ -91,11 +100,11 @@ def fault(code: str, name: str, datasets: Iterable[str], subtle: Step | tuple[St
           top3: Mapping[str, tuple[str, ...]] | None = None,
           symptoms: Mapping[str, tuple[str, ...]] | None = None) -> Family:
     """A family whose levels are one step (or a tuple of steps) each; ``None`` leaves a level out.
-    The top three must hold ``code`` unless ``top3`` says otherwise for a severity."""
+    ``top3``: codes a severity requires in the first three besides an acceptable first code."""
     def steps(s: Any) -> tuple[Step, ...]:
         return s if isinstance(s[0], tuple) else (s,)
     levels = {sev: steps(s) for sev, s in (("subtle", subtle), ("obvious", obvious)) if s is not None}
-    top3 = {sev: (top3 or {}).get(sev, (code,)) for sev in levels}
+    top3 = {sev: (top3 or {}).get(sev, ()) for sev in levels}
     return Family(f"{code} {name}", code, tuple(datasets), levels, top1 or (code,), top3, dict(symptoms or {}))
 
 
@@ -187,10 +196,9 @@ FAMILIES: list[Family] = [
           ((f.stretch, 180), (f.model, {"cell": "rnn"})), top1=("T303", "D109")),
     fault("T304", "plain RNN with large weights", ("italy_power", "elnino"), (f.model, {"cell": "rnn", "init": "normal:0.5"}),
           (f.model, {"cell": "rnn", "init": "normal:1.5"}), top1=("T304", "M206")),
-    fault("T305", "LSTM weights that saturate the gates", ("elnino", "sine"), (f.model, {"init": "normal:0.5"}),
-          (f.model, {"init": "normal:2.0"}), top1=("T305", "M206")),
-    fault("T306", "LSTM units stuck at their limits", ("italy_power", "elnino"), (f.model, {"init": "normal:1.0"}),
-          (f.model, {"init": "normal:3.0"}), top1=("T306", "T305", "M206")),
+    # Weights of sd 3 pin 56-65% of the gate activations at init, sd 6 78-82% (effects.py; sd 0.5 pinned 1%).
+    fault("T305", "LSTM weights that saturate the gates", ("elnino", "sine"), (f.model, {"init": "normal:3.0"}),
+          (f.model, {"init": "normal:6.0"}), top1=("T305", "M206"), top3={"subtle": ("T305",), "obvious": ("T305",)}),
     fault("T308", "long training of a large model on little data", ("italy_power", "japanese_vowels"),
           ((f.few_samples, (100, 64)), (f.training, {"epochs": 200, "lr": 1e-2})),
           ((f.few_samples, (40, 128)), (f.training, {"epochs": 300, "lr": 1e-2})),
@@ -199,8 +207,9 @@ FAMILIES: list[Family] = [
           (f.training, {"batch_size": 100_000, "epochs": 5})),
     fault("T312", "too few epochs", ("italy_power", "elnino"), (f.training, {"epochs": 2, "lr": 1e-3}),
           (f.training, {"epochs": 1, "lr": 1e-3})),
-    fault("T313", "logits far too large at init", ("italy_power", "japanese_vowels"), (f.model, {"init": "normal:0.5"}),
-          (f.model, {"init": "normal:2.0"}), top1=("T313", "M206")),
+    # Weights of sd 4 start at 2.5-7.7x the best constant's loss, sd 12 at 7.5-24x (effects.py; sd 0.5 started at 1.0-1.2x).
+    fault("T313", "logits far too large at init", ("italy_power", "japanese_vowels"), (f.model, {"init": "normal:4.0"}),
+          (f.model, {"init": "normal:12.0"}), top1=("T313", "M206"), top3={"subtle": ("T313",), "obvious": ("T313",)}),
 ]
 _BY_CODE = {fam.code: fam for fam in reversed(FAMILIES)}  # the first family of each code
 
