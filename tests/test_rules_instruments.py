@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lstm_doctor.evidence import Evidence
+from lstm_doctor.findings import Finding
 from lstm_doctor.rank import rank
 from lstm_doctor.rules import page
 from lstm_doctor.rules.activity import dead_units, prediction_collapse, saturated_gates
@@ -175,3 +176,27 @@ def test_ranking_puts_saturation_before_its_consequences():
     found = [f for f in (check(ev) for check in (vanishing_gradients, saturated_gates, dead_units, prediction_collapse)) if f]
     codes = [f.code for f in rank(found)]
     assert codes[0] == "T305" and codes[-1] == "T307" and set(codes) == {"T303", "T305", "T306", "T307"}
+
+
+def test_gates_pinned_from_the_start_are_not_blamed_on_exploding_gradients():
+    # LSTM weights drawn at sd 3: gates 60% pinned before and after training, gradients explode,
+    # and the model predicts a constant (a T305 case of the fault zoo).
+    pinned = {"layer0.input": 0.55, "layer0.forget": 0.5, "layer0.cell": 0.7, "layer0.output": 0.55}
+    ev = learning(6.2, base=1.0, gate_saturation=pinned, gate_saturation_init=pinned, prediction_loss=6.2)
+    saturated = saturated_gates(ev)
+    assert saturated.severity == "critical" and saturated.evidence["share_before_training"] == 0.6
+    exploding = exploding_gradients(Evidence(grad_layer_ratio=5742.0))
+    assert [f.code for f in rank([exploding, saturated])] == ["T305", "T304"]  # critical, more confident
+    # Saturated by the updates (under a quarter before training): the explosion explains it.
+    driven = saturated_gates(learning(6.2, base=1.0, gate_saturation=pinned, prediction_loss=6.2,
+                                      gate_saturation_init={k: 0.1 for k in pinned}))
+    assert [f.code for f in rank([driven, exploding])] == ["T304", "T305"]
+    # Pinned while the model still learns: a warning.
+    assert saturated_gates(learning(0.3, base=1.0, gate_saturation=pinned, prediction_loss=0.3)).severity == "warning"
+
+
+def test_weights_far_off_scale_explain_a_range_test_that_wants_a_far_higher_rate():
+    # Logits 75x too large at init: the range test's suggestion is the rate that shrinks them (zoo T313 cases).
+    low = Finding.of("T302", "The learning rate 0.003 is 123x below the suggested 0.37.", confidence=0.85)
+    init = Finding.of("M206", "Input weights have 84x the default std.", confidence=0.75)
+    assert [f.code for f in rank([low, init])] == ["M206", "T302"]

@@ -7,6 +7,8 @@ not ordered by cause, severity, then confidence decide.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from lstm_doctor.findings import Finding
 
 # cause -> the codes it explains (its consequences)
@@ -49,7 +51,8 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # A model that cannot fit even 16 windows collapses to a constant; large weights at
     # init explain a bad initial loss and a model that cannot fit; rare classes skew the init loss.
     "T309": ("T307",),
-    "M206": ("T309", "T313", "T303", "T304", "T305", "T306", "T307"),
+    # Weights that far off scale also skew the range test: it suggests the rates only they need.
+    "M206": ("T309", "T313", "T303", "T304", "T305", "T306", "T307", "T302"),
     # Model faults behind training symptoms: a ReLU recurrence explodes or dies; a deep plain
     # stack and a closed forget gate starve the gradient; heavy dropout drowns the signal; an
     # unregularized giant memorizes; a per-step / per-sequence mismatch cannot be fitted.
@@ -66,12 +69,30 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
 }
 
 
+def _saturated_before_training(f: Finding) -> bool:
+    share = f.evidence.get("share_before_training")
+    return isinstance(share, (int, float)) and share > 0.5
+
+
+# Edges that hold only for some findings of the effect: exploding updates saturate gates that
+# were not saturated before training; gates pinned from the start share their cause with the explosion.
+ONLY_WHEN: dict[tuple[str, str], Callable[[Finding], bool]] = {
+    ("T304", "T305"): lambda f: not _saturated_before_training(f),
+}
+
+
 def _explains(a: str, b: str, seen: frozenset[str] = frozenset()) -> bool:
     """True when ``a`` explains ``b`` directly or through a chain of causes."""
     direct = CAUSES_BEFORE.get(a, ())
     if b in direct:
         return True
     return any(_explains(c, b, seen | {a}) for c in direct if c not in seen and c != a)
+
+
+def _explained(cause: str, f: Finding) -> bool:
+    """``cause`` explains the finding ``f``, where the edge between them holds for ``f``."""
+    holds = ONLY_WHEN.get((cause, f.code))
+    return _explains(cause, f.code) and (holds is None or holds(f))
 
 
 def rank(findings: list[Finding]) -> list[Finding]:
@@ -83,7 +104,7 @@ def rank(findings: list[Finding]) -> list[Finding]:
     remaining = list(ordered)
     while remaining:
         codes = [f.code for f in remaining]
-        pick = next((f for f in remaining if not any(_explains(c, f.code) for c in codes if c != f.code)), remaining[0])
+        pick = next((f for f in remaining if not any(_explained(c, f) for c in codes if c != f.code)), remaining[0])
         remaining.remove(pick)
         result.append(pick)
     for i, f in enumerate(result, start=1):

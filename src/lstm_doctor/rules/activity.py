@@ -46,7 +46,11 @@ def saturated_gates(ev: Evidence) -> Finding | None:
       Per layer, the mean saturated share over its gates, leaving out the
       forget (LSTM) and update (GRU) gates, whose saturation near 1 is how a
       cell remembers. Fires when a layer exceeds 50% at the end of the run,
-      SageMaker Debugger's threshold_layer default for saturated activations.
+      SageMaker Debugger's threshold_layer default for saturated activations;
+      critical when the model also does no better than a constant (the
+      saturation then explains that collapse, T307). The share before training
+      says whether the updates saturated the gates (a learning rate, exploding
+      gradients) or they started that way (inputs, initialization).
       A plain RNN has no gates: its tanh pinned at +-1 is reported as units
       stuck at their limits (T306) and, over time, vanishing gradients (T303).
 
@@ -78,13 +82,16 @@ def saturated_gates(ev: Evidence) -> Finding | None:
     stuck = _not_learning(ev)
     more = f" ({len(hot) - 1} more layer(s) likewise)" if len(hot) > 1 else ""
     effect = " and the model does no better than a constant" if stuck else ""
+    at_init = saturation_by_layer(ev.get("gate_saturation_init") or {}).get(layer)
     evidence = {"saturated_share": {k: round(v, 3) for k, v in hot.items()}, "layer": layer, "gates": gates,
-                "threshold": LAYER_SHARE, "cell_norm": ev.get("cell_norm")}
+                "threshold": LAYER_SHARE, "cell_norm": ev.get("cell_norm"),
+                "share_before_training": None if at_init is None else round(at_init, 3)}
     return Finding.of(
         "T305",
         f"{worst:.0%} of the gate activations in {layer} are pinned at their limits{more}, so little gradient "
         f"passes through them{effect}.",
-        evidence, confidence=0.85 if stuck else 0.65,
+        # Pinned gates behind a model stuck at a constant explain that collapse (T307, critical): as severe.
+        evidence, severity="critical" if stuck else "warning", confidence=0.85 if stuck else 0.65,
         fix="data.scale: standard (and a lower training.lr if the gates saturate only during training)",
     )
 
