@@ -200,3 +200,12 @@ def test_weights_far_off_scale_explain_a_range_test_that_wants_a_far_higher_rate
     low = Finding.of("T302", "The learning rate 0.003 is 123x below the suggested 0.37.", confidence=0.85)
     init = Finding.of("M206", "Input weights have 84x the default std.", confidence=0.75)
     assert [f.code for f in rank([low, init])] == ["M206", "T302"]
+
+
+def test_reading_out_padding_comes_before_how_much_padding_there_is_and_after_integer_truncation():
+    readout = Finding.of("M209", "100% of the sequences end in padding and the model reads the last step.")
+    padding = Finding.of("D112", "73% of all steps are padding.")
+    assert [f.code for f in rank([padding, readout])] == ["M209", "D112"]
+    # Inputs cast to integers turn small values into zeros that look like padding (zoo D113 cases).
+    cast = Finding.of("D113", "'x0' holds only the integers -3..3.", confidence=0.8)
+    assert [f.code for f in rank([readout, padding, cast])][0] == "D113"

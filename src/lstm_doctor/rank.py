@@ -27,7 +27,7 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # long for BPTT make gradients vanish; a short window looks like too little capacity;
     # a trend or too little data looks like overfitting.
     "D115": ("D114",),
-    "D113": ("D105", "D106", "D110", "T307"),
+    "D113": ("D105", "D106", "D110", "T307", "D112", "M209"),  # truncation turns small values into zeros that read as padding
     "D106": ("T304",),
     "D109": ("T303",),
     "D108": ("M203",),
@@ -36,9 +36,12 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # Swapped axes: one-step "sequences" leave the recurrent weights without gradient (M212).
     "M208": ("D110", "T307", "T309", "T303", "M212", "T302"),
     "M201": ("T307", "T309", "T313", "D111"),
-    "T301": ("T304", "T305", "T306", "T307"),
-    "D112": ("M209", "M203", "T307"),
-    "M209": ("T307", "T309"),
+    # A rate past the range where the loss falls also ruins what a deep stack's training shows
+    # (M205's fading gradient): lower the rate first, then judge the depth.
+    "T301": ("T304", "T305", "T306", "T307", "M205"),
+    "D112": ("M203", "T307"),
+    # Reading out a padded step is the direct bug; how much padding there is matters through what is read.
+    "M209": ("D112", "T307", "T309"),
     "T310": ("T301", "T304", "T307"),
     "M212": ("T302", "T307", "T309", "T306", "T303"),
     # Training dynamics: exploding updates saturate gates; saturated gates stop gradients and
