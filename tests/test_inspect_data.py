@@ -152,6 +152,19 @@ def test_padding_found_without_lengths(gunpoint):
     assert padding(X, None)["side"] is None
 
 
+def test_padding_scaled_feature_by_feature_is_still_padding(gunpoint):
+    # Two features, zero-padded at the front, then standardized per feature: the pad row
+    # becomes (-mean/std) of each feature, a different value per feature (JapaneseVowels-like).
+    X = np.concatenate([gunpoint["X"], np.gradient(gunpoint["X"], axis=1)], axis=2)
+    lengths = np.random.default_rng(1).integers(30, 151, size=len(X))
+    padded = _padded(X, lengths, 0.0, "pre")
+    scaled = (padded - padded.mean(axis=(0, 1))) / padded.std(axis=(0, 1))
+    p = padding(scaled, None)
+    assert p["side"] == "pre" and p["value"] is None
+    assert p["padded_share"] == pytest.approx(1 - lengths.sum() / X[..., 0].size, abs=0.01)
+    assert padding(X, None)["side"] is None  # the real two-feature sequences are not padded
+
+
 def test_padding_with_lengths_and_pad_value_in_data():
     rng = np.random.default_rng(3)
     counts = rng.poisson(1.0, size=(200, 40, 1)).astype(np.float32)  # zeros are real values here

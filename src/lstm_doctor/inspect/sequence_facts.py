@@ -24,9 +24,9 @@ def _sample(n: int, size: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, size)).astype(np.int64))
 
 
-def _rows_equal(x: np.ndarray, value: float) -> np.ndarray:
-    """``(samples, steps)``: the step's every feature equals ``value`` (NaN matches NaN)."""
-    return np.isnan(x).all(axis=2) if np.isnan(value) else (x == value).all(axis=2)
+def _rows_equal(x: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """``(samples, steps)``: the step equals ``row`` feature by feature (NaN matches NaN)."""
+    return ((x == row) | (np.isnan(x) & np.isnan(row))).all(axis=2)
 
 
 def _single_value(values: np.ndarray) -> float | None:
@@ -43,32 +43,33 @@ def _edge_run(eq: np.ndarray) -> np.ndarray:
     return np.where(eq.all(axis=1), eq.shape[1], np.argmin(eq, axis=1))
 
 
-def _pad_candidate(x: np.ndarray, side: str) -> tuple[float, np.ndarray] | None:
-    """The commonest constant row at one edge and each sequence's run of it, if it looks like padding."""
-    edge = x[:, -1, :] if side == "post" else x[:, 0, :]
-    first = edge[:, :1]
-    constant = ((edge == first) | (np.isnan(edge) & np.isnan(first))).all(axis=1)
-    if not constant.any():
-        return None
-    values, counts = np.unique(first[constant, 0], return_counts=True, equal_nan=True)
-    value = float(values[np.argmax(counts)])
-    eq = _rows_equal(x, value)
+def _pad_candidate(x: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The commonest row at one edge and each sequence's run of it, if it looks like padding.
+
+    The row, not one value: a pad value scaled feature by feature (standardized
+    after padding) becomes a row of different values, the same at every padded step."""
+    edge = np.ascontiguousarray(x[:, -1, :] if side == "post" else x[:, 0, :])
+    keys = edge.view(np.dtype((np.void, edge.dtype.itemsize * edge.shape[1]))).ravel()  # rows as bytes: NaN == NaN
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    row = edge[first[np.argmax(counts)]]
+    eq = _rows_equal(x, row)
     run = _edge_run(eq[:, ::-1] if side == "post" else eq)
     if np.mean(run >= 2) < PAD_SEQUENCE_SHARE:
         return None
-    return value, run
+    return row, run
 
 
 def padding(x: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
     """Padding structure of ``x`` ``(samples, steps, features)``.
 
     With ``lengths`` the padded steps are those past each length; the pad value is
-    reported when they all hold one value. Without, padding is a run of one constant
-    row (every feature the same value, e.g. 0, -1 or NaN) at the end ("post") or start
-    ("pre") of at least 10% of the sequences, two steps or longer: how
-    ``pad_sequences`` and zero-filled arrays look.
+    reported when they all hold one value. Without, padding is a run of one repeated
+    row (all 0, -1 or NaN, or such a row scaled feature by feature) at the end ("post")
+    or start ("pre") of at least 10% of the sequences, two steps or longer: how
+    ``pad_sequences`` and zero-filled arrays look, before or after scaling.
 
-    Returns ``side`` (post | pre | None), ``value``, ``lengths_given``,
+    Returns ``side`` (post | pre | None), ``value`` (None when the pad row holds different
+    values per feature, as after scaling the padded arrays), ``lengths_given``,
     ``padded_share`` (share of all steps that are padding), ``padded_sequences``
     (share of sequences with any), ``pad_value_in_data`` (share of the real steps
     that equal the pad row) and ``lengths`` (min / median / max real length).
@@ -77,6 +78,7 @@ def padding(x: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
     if lengths is not None:
         real = np.arange(steps)[None, :] < lengths[:, None]
         value = _single_value(x[~real])
+        row = None if value is None else np.full(x.shape[2], value)
         side = "post" if (~real).any() else None
         run = steps - lengths
     else:
@@ -84,12 +86,13 @@ def padding(x: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
         if not found:
             return {"side": None, "value": None, "lengths_given": False, "padded_share": 0.0, "padded_sequences": 0.0,
                     "pad_value_in_data": None, "lengths": {"min": steps, "median": steps, "max": steps}}
-        side, (value, run) = max(found, key=lambda c: c[1][1].sum())
+        side, (row, run) = max(found, key=lambda c: c[1][1].sum())
+        value = _single_value(row)  # None: a row of different values (padding scaled per feature)
         offsets = np.arange(steps)[None, :]
         real = offsets < (steps - run)[:, None] if side == "post" else offsets >= run[:, None]
     in_data = None
-    if value is not None and real.any():
-        in_data = float(_rows_equal(x, value)[real].mean())
+    if row is not None and real.any():
+        in_data = float(_rows_equal(x, row)[real].mean())
     real_lengths = steps - run
     return {
         "side": side,
