@@ -106,6 +106,17 @@ def test_t304_spikes_need_fifty_times_the_running_median():
     assert exploding_gradients(learning(0.95, grad_spike_ratios=[None, 1.0, 77.7])).code == "T304"
 
 
+def test_t304_on_norms_read_every_few_steps_names_the_steps_read():
+    # Norms read every 4th step (watch, short steps): the spike's step is the step read, and the summary says so.
+    thinned = Evidence(grad_spike_ratios=[None] * 12 + [80.0, 1.0], grad_norm_steps=list(range(0, 56, 4)), optimizer_steps=57)
+    found = exploding_gradients(thinned)
+    assert found.evidence["worst_spike_step"] == 48 and found.evidence["grad_norms_read"] == 14
+    assert "read on 14 of 57 steps" in found.summary
+    # Every step read: nothing added.
+    every = exploding_gradients(Evidence(grad_spike_ratios=[None, 1.0, 77.5], grad_norm_steps=[0, 1, 2], optimizer_steps=3))
+    assert every.evidence["worst_spike_step"] == 2 and "read on" not in every.summary and "grad_norms_read" not in every.evidence
+
+
 def test_t304_across_layers():
     assert exploding_gradients(Evidence(grad_layer_ratio=5742.0)).evidence["grad_layer_ratio"] == 5742.0
     assert exploding_gradients(Evidence(grad_layer_ratio=17.0)) is None

@@ -2,10 +2,13 @@
 
 A loop that never calls zero_grad() (gradients accumulate) under Adam or SGD
 gives T310 first; the same loop with zero_grad() gives no critical finding;
-and a watched loop trains bit for bit like the unwatched one.
+and a watched loop trains bit for bit like the unwatched one. Where steps are
+short, the gradient norm is read on fewer steps, and T304 is judged on those.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ import torch
 from torch import nn
 
 from lstm_doctor import InputError, watch
-from lstm_doctor.watch import MIN_SAMPLED_SHARE, sampling_interval
+from lstm_doctor.watch import MIN_SAMPLED_SHARE, NORMS_KEPT, norm_spacing, sampling_interval
 from user_models import Classifier, Forecaster, criticals, sunspot_windows, ucr
 
 
@@ -85,6 +88,7 @@ def test_healthy_loop_has_no_critical_finding(italy_power, cell):
     # The instruments of the examination ran on the user's loop.
     assert ev.gate_saturation and ev.grad_norm_per_layer and ev.memory_length is not None
     assert len(ev.train_loss_steps) == 100 and len(ev.val_history) == 20 and len(ev.lr_steps) == 100
+    assert ev.grad_norm_steps == list(range(100)) and ev.watch_norm_every == 1  # max_overhead=None: every step's norm
     assert {"gradients", "gates", "memory_length", "update_ratio", "loss_curve"} <= set(report.probes)
 
 
@@ -181,3 +185,61 @@ def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
     gaps = [b - a for a, b in zip(steps, steps[1:])]
     assert len(steps) > 5 and all(g % 2 == 0 for g in gaps) and max(gaps) > 2, steps
     assert 0 < w.evidence.watch_overhead < 0.2
+
+
+
+def test_norm_spacing_thins_the_gradient_norm_only_where_it_costs_a_share_of_the_step():
+    # A 40 us read against a 0.8 ms step (a 16-unit model) is 5% of it: every 8th step (5 rounded up to a power of two)
+    # keeps it under 1%; against a 10 ms step it is 0.4%, and every step is read.
+    assert norm_spacing(40e-6, plain_s=0.8e-3, share=0.01) == 8
+    assert norm_spacing(40e-6, plain_s=10e-3, share=0.01) == 1
+    assert norm_spacing(10e-6, plain_s=1e-3, share=0.01) == 1  # exactly at the share
+    assert norm_spacing(11e-6, plain_s=1e-3, share=0.01) == 2
+    assert norm_spacing(40e-6, plain_s=0.0, share=0.01) == 1  # not timed yet
+
+
+def test_the_gradient_norm_is_read_on_fewer_steps_where_steps_are_cheap(sunspots_frame):
+    """Steps of a few tens of microseconds (optimizer steps alone, on a tiny GRU) cost about what a read of the
+    gradient norm costs: after the first NORMS_KEPT steps it is read every norm_every-th step, and the
+    step count and learning rate stay exact."""
+    (x, y), _ = sunspot_windows(sunspots_frame)
+    torch.manual_seed(0)
+    model = Forecaster(nn.GRU, hidden=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    steps = 2 * NORMS_KEPT + 2  # the spacing is judged at every NORMS_KEPT reads
+    with watch(model, optimizer) as w:
+        nn.functional.mse_loss(model(x[:16]), y[:16]).backward()
+        for _ in range(steps):
+            optimizer.step()
+    report = w.report()
+    ev = w.evidence
+    read = ev.grad_norm_steps
+    assert ev.optimizer_steps == len(ev.lr_steps) == steps and read == report.probes["gradients"]["total_steps"]
+    assert read[:NORMS_KEPT] == list(range(NORMS_KEPT))  # every step until the first judgment
+    assert ev.watch_norm_every == w.norm_every == report.setup["norm_every"] > 1
+    assert len(read) < steps and all(s % w.norm_every == 0 for s in read[NORMS_KEPT:])
+    assert any(f"read on {len(read)} of {steps} steps" in n for n in report.notes), report.notes
+    # The watch's own estimate counts the reads, spread over the steps between them.
+    assert w._always_step() >= np.median(w._norm_reads) / w.norm_every
+
+
+def test_exploding_gradients_are_diagnosed_on_thinned_norms(sunspots_frame, monkeypatch):
+    """A tanh RNN under SGD at 0.5 (its gradients overflow) with the norm read on every 4th step, as the watch reads it
+    where steps are short (forced here: the spacing it would choose depends on the machine): T304 still, judged on the
+    steps read, and the finding says how many were."""
+    monkeypatch.setattr(sys.modules["lstm_doctor.watch"], "norm_spacing", lambda *_: 4)
+    (x, y), (xv, yv) = sunspot_windows(sunspots_frame)
+    torch.manual_seed(0)
+    model = Forecaster(nn.RNN)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    torch.manual_seed(1)
+    with watch(model, optimizer, every=10) as w:
+        train_loop(model, optimizer, nn.MSELoss(), x, y, xv, yv, epochs=10, w=w)
+    report = w.report()
+    ev = w.evidence
+    read = ev.grad_norm_steps
+    assert w.norm_every == 4 and read[NORMS_KEPT:] == list(range(NORMS_KEPT, ev.optimizer_steps, 4))
+    assert len(ev.grad_spike_ratios) == len(read) and ev.grad_first_nonfinite in read
+    found = next(f for f in report.findings if f.code == "T304")
+    assert found.severity == "critical" and found.evidence["grad_norms_read"] == len(read) < ev.optimizer_steps
+    assert f"read on {len(read)} of {ev.optimizer_steps} steps" in found.summary, found.summary

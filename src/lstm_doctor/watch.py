@@ -9,14 +9,18 @@ still holds the previous step's (gradient accumulation, T310), the learning
 rate of every step, and the input gradient per time step of the loop's own
 backward pass (memory length).
 
-Cost: the step hooks run at every step (a step count, the learning rate and one
-fused gradient norm); everything else runs on sampled steps only, where forward
-and tensor hooks are registered for that one step and removed after it. The
-sampled steps are spaced by what they cost: the watch times its own work on
-sampled and on plain steps against the loop's plain step (the time between two
-optimizer steps), and widens the spacing, in multiples of the user's ``every``,
-so that its share of the loop's time stays near ``max_overhead``.
-``bench/watch_overhead.py`` measures the result.
+Cost: the step hooks run at every step (a step count and the learning rate),
+and so does ``log()`` (the loss kept as a tensor); the total gradient norm (one
+fused kernel, for gradient spikes) runs at every step too, unless its cost is a
+large share of a short step: then it runs every k-th step, k a power of two
+chosen so that it takes at most a quarter of ``max_overhead`` (1% of the loop's
+time at the default), and the steps read are in the evidence. Everything else
+runs on sampled steps only, where forward and tensor hooks are registered for
+that one step and removed after it. The sampled steps are spaced by what they
+cost: the watch times its own work on sampled and on plain steps against the
+loop's plain step (the time between two optimizer steps), and widens the
+spacing, in multiples of the user's ``every``, so that its share of the loop's
+time stays near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
 
 The watched loop trains exactly as without the watch: inputs are differentiated
 through a detached copy, and measurements run under
@@ -63,8 +67,11 @@ ACCUMULATED = 0.5
 # Fresh and previous gradients this aligned cannot be told apart.
 COLLINEAR = 0.999
 # The share of the loop's time the watch aims at: DESIGN's budget is 5% of a step, and
-# 1% is left for what it cannot time (torch's hook dispatch, the zero_grad wrapper, log()).
+# 1% is left for what it cannot time (torch's hook dispatch, the zero_grad wrapper, its timers).
 MAX_OVERHEAD = 0.04
+# The share of max_overhead the per-step gradient norm may take before it is read on fewer steps
+# (1% of the loop's time at the default): a 6-tensor norm costs ~15-40 us on a CPU, 2-5% of a 16-unit model's step.
+NORM_SHARE = 0.25
 # Sampled steps may take at least this share, even where the always-on work
 # alone reaches max_overhead (a model of a few thousand weights): some evidence is still sampled.
 MIN_SAMPLED_SHARE = 0.01
@@ -89,6 +96,19 @@ def sampling_interval(every: int, cycle_s: float, plain_s: float, always_s: floa
     share = max(max_overhead - always_s / plain_s, MIN_SAMPLED_SHARE)
     needed = cycle_s / (share * plain_s)
     return every * max(1, math.ceil(needed / every))
+
+
+def norm_spacing(norm_s: float, plain_s: float, share: float) -> int:
+    """Steps between the reads of the total gradient norm that keep them within ``share`` of the loop's time.
+
+    ``norm_s``: the watch's seconds per read; ``plain_s``: the loop's step
+    without the watch. 1 (every step) where a read costs at most ``share`` of a
+    step, else the next power of two, so that the steps read at one spacing lie
+    on the grid of every finer one.
+    """
+    if plain_s <= 0 or norm_s <= share * plain_s:
+        return 1
+    return 2 ** math.ceil(math.log2(norm_s / (share * plain_s)))
 
 
 def _infer_task(out: torch.Tensor, y: torch.Tensor) -> str:
@@ -262,6 +282,7 @@ class Watch:
         self.model, self.optimizer, self.every, self.task = model, optimizer, every, task
         self.max_overhead = max_overhead
         self.interval = every  # the spacing of sampled steps in force: every, or wider when they cost too much
+        self.norm_every = 1  # the spacing of the total gradient norm's reads in force
         # False: a framework that runs forward and backward inside optimizer.step(closure)
         # (Lightning) calls before_step() and after_step() from its own hooks instead.
         self.step_hooks = step_hooks
@@ -276,9 +297,10 @@ class Watch:
         self.zero_grad_calls = 0
         self.lrs: list[float] = []
         self.accumulated: list[bool] = []
-        # Total gradient norm of every step: the gradient monitor measures it on
-        # sampled steps only here, and this dense series replaces its own at the end.
+        # Total gradient norm of every step read (every norm_every-th): the gradient monitor measures it on
+        # sampled steps only here, and this denser series replaces its own at the end.
         self.totals: list[float] = []
+        self.norm_steps: list[int] = []  # the step of each total
         self._norms: list[list[torch.Tensor]] = []
         self._params: list[nn.Parameter] = []
         self._one_device = True
@@ -286,9 +308,11 @@ class Watch:
         # The sampling schedule: the next sampled step, the latest one, and how many have begun.
         self._next, self._last_sampled, self._cycle_index = 0, -1, 0
         # Timing (perf_counter seconds): the loop's own time per step (between two optimizer
-        # steps, less the watch's work in between), the watch's own work on plain steps and per sampled step.
+        # steps, less the watch's work in between), the watch's own work on plain steps (less the
+        # gradient norm), per read of the gradient norm, and per sampled step.
         self._plain: deque[float] = deque(maxlen=PLAIN_KEPT)
         self._always: deque[float] = deque(maxlen=PLAIN_KEPT)
+        self._norm_reads: deque[float] = deque(maxlen=PLAIN_KEPT)
         self._last_begin: float | None = None
         self._own, self._own_then = 0.0, 0.0  # all the watch's own seconds, and as they were at the last step
         self._cycle_s, self._cycles_s, self._cycles = 0.0, 0.0, 0
@@ -350,9 +374,15 @@ class Watch:
         """Record a training step's loss (and, optionally, its outputs and targets for the prediction spread).
 
         Cheap at every step: the loss is kept as a detached tensor (no device
-        sync); outputs are kept on sampled steps only.
+        sync); outputs are kept on sampled steps only. Timed as the watch's own work.
         """
+        begin = time.perf_counter()
         self.record.add_loss(loss, outputs, targets)
+        spent = time.perf_counter() - begin
+        if self.just_sampled():
+            self._charge(spent)
+        else:
+            self._always_on(spent)
 
     def log_val(self, loss: torch.Tensor | float, **metrics: float) -> None:
         """Record a validation result (loss and metrics such as ``accuracy``), e.g. at each epoch's end."""
@@ -494,17 +524,31 @@ class Watch:
             self._check = None
             if verdict is not None:
                 self.accumulated.append(verdict)
-        self._norms.append(self._step_norms())
-        if len(self._norms) >= NORMS_KEPT:
-            self._flush_norms()
+        read_s = self._read_norm() if self.state.step % self.norm_every == 0 else None
         if sampled:
             self._flush_norms()
             self._run("after_backward")
             self._charge(time.perf_counter() - begin)
         else:
             spent = time.perf_counter() - begin
-            self._always.append(spent)
             self._own += spent
+            self._always.append(spent if read_s is None else spent - read_s)
+            if read_s is not None:
+                self._norm_reads.append(read_s)
+
+    def _read_norm(self) -> float:
+        """Keep this step's gradient norms (read out with the next flush); the seconds it took."""
+        begin = time.perf_counter()
+        self.norm_steps.append(self.state.step)
+        self._norms.append(self._step_norms())
+        if len(self._norms) >= NORMS_KEPT:
+            self._flush_norms()
+        # The spacing of the reads, judged again every NORMS_KEPT reads.
+        if len(self.norm_steps) % NORMS_KEPT == 0 and self.max_overhead is not None and len(self._plain) >= MIN_PLAIN \
+                and self._norm_reads:
+            self.norm_every = norm_spacing(statistics.median(self._norm_reads), self._plain_step(),
+                                           NORM_SHARE * self.max_overhead)
+        return time.perf_counter() - begin
 
     def _step_norms(self) -> list[torch.Tensor]:
         """This step's gradient norms per parameter, as tensors: one fused kernel, no host sync (combined when flushed)."""
@@ -541,10 +585,8 @@ class Watch:
             opened = time.perf_counter()
             self._open_cycle()
             self._charge(time.perf_counter() - opened)
-        elif not closing and self._always:
-            spent = time.perf_counter() - begin
-            self._always[-1] += spent  # the same plain step's before_step
-            self._own += spent
+        elif not closing:
+            self._always_on(time.perf_counter() - begin)
 
     def _open_cycle(self) -> None:
         """Before the next step is sampled: the gates (every other sampled step), the input-gradient catch, the reset check."""
@@ -570,8 +612,16 @@ class Watch:
         self._next = step + self.interval
 
     def _always_step(self) -> float:
-        """The watch's own seconds at a plain step (median: the loop's own pauses fall on a few of them)."""
-        return statistics.median(self._always) if self._always else 0.0
+        """The watch's own seconds at a plain step, its gradient-norm reads spread over the steps between them
+        (medians: the loop's own pauses fall on a few of them)."""
+        base = statistics.median(self._always) if self._always else 0.0
+        return base + (statistics.median(self._norm_reads) / self.norm_every if self._norm_reads else 0.0)
+
+    def _always_on(self, seconds: float) -> None:
+        """The watch's own work for the plain step whose before_step came last."""
+        self._own += seconds
+        if self._always:
+            self._always[-1] += seconds
 
     def _plain_step(self) -> float:
         """The loop's own seconds per step (median: its validations and pauses fall on a few steps)."""
@@ -609,7 +659,8 @@ class Watch:
         self._finished = True
         if self.state is not None:
             self._flush_norms()
-            self._grads.totals = self.totals  # the gradient monitor judges spikes on every step's norm
+            # The gradient monitor judges spikes on the norms of every step read.
+            self._grads.totals, self._grads.total_steps = self.totals, self.norm_steps
             self._run("on_train_end")
         else:  # no optimizer step was seen
             self.ctx = ProbeContext(LoopSetup(None), get_budget("quick"), evidence=self.evidence, plots=self.plots)
@@ -626,6 +677,7 @@ class Watch:
             optimizer=type(self.optimizer).__name__ if self.optimizer is not None else None,
             watch_every=self.every,
             watch_interval=self.interval,
+            watch_norm_every=self.norm_every,
             watch_overhead=self.overhead(),
         )
 
@@ -633,7 +685,8 @@ class Watch:
         """The ranked findings on what the loop showed (stops the watch if it is still running)."""
         self.stop()
         setup = {"source": "watch", "model_class": type(self.model).__name__, "optimizer": self.evidence.get("optimizer"),
-                 "every": self.every, "interval": self.interval, "max_overhead": self.max_overhead}
+                 "every": self.every, "interval": self.interval, "norm_every": self.norm_every,
+                 "max_overhead": self.max_overhead}
         report = judge_loop(self.ctx, setup, bool(self.record.losses))
         if self.interval > self.every:
             cost = self._cycles_s / self._cycles / self._plain_step() if self._plain_step() > 0 else math.inf
@@ -641,6 +694,13 @@ class Watch:
                 f"Measured every {self.interval} steps instead of every {self.every}: a sampled step costs the watch "
                 f"{cost:.1f} of your plain steps, and it keeps to {self.max_overhead:.0%} of the loop's time "
                 f"(watch(..., max_overhead=None) samples every {self.every} steps).")
+        steps = self.state.step if self.state is not None else 0
+        if len(self.norm_steps) < steps:
+            report.notes.append(
+                f"The total gradient norm (for gradient spikes) was read on {len(self.norm_steps):,} of {steps:,} steps, "
+                f"not all: a read costs the watch {statistics.median(self._norm_reads) / self._plain_step():.0%} of "
+                f"your plain step, and it keeps the reads to {NORM_SHARE * self.max_overhead:.0%} of the loop's time "
+                f"(watch(..., max_overhead=None) reads it at every step).")
         return report
 
 
@@ -674,8 +734,10 @@ def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, ever
     ``every``: the least number of steps between the sampled measurements
     (gradients per layer, gates, update ratios, input gradients); the watch
     spaces them wider, in multiples of ``every``, where they would take more
-    than ``max_overhead`` of the loop's time (None: exactly every ``every``
-    steps, whatever they cost). ``optimizer``: found at its first
+    than ``max_overhead`` of the loop's time, and read the total gradient norm
+    on fewer steps where its cost is a large share of a short step (None:
+    exactly every ``every`` steps, and the norm at every step, whatever they
+    cost). ``optimizer``: found at its first
     step when not given (its ``zero_grad`` calls then count from that step on).
     ``task`` (regression, binary, multiclass) is inferred from what ``w.log``
     receives when not given.

@@ -3,12 +3,14 @@
 The total gradient norm is read at every step (one fused norm, or the value
 ``clip_grad_norm_`` already returns when the setup clips), so a single spike or
 overflow is never missed; the per-layer norms, the mean absolute gradient and
-the update-to-weight ratios are taken on sampled steps only.
+the update-to-weight ratios are taken on sampled steps only. (``lstm_doctor.watch``
+may read the total norm on fewer steps; ``grad_norm_steps`` says which.)
 
-Evidence written: ``grad_steps`` (steps measured), ``grad_norm_median``,
-``grad_norm_max`` (finite steps), ``grad_nonfinite_steps``, ``grad_first_nonfinite``
-(step or None), ``grad_spike_ratios`` (per step: total norm over the median of
-the previous ``SPIKE_HISTORY`` steps, None before ``MIN_HISTORY`` steps),
+Evidence written: ``grad_steps`` (steps measured), ``grad_norm_steps`` (the
+step of each total norm read), ``grad_norm_median``, ``grad_norm_max`` (finite
+steps), ``grad_nonfinite_steps``, ``grad_first_nonfinite`` (step or None),
+``grad_spike_ratios`` (per norm read: total norm over the median of the
+previous ``SPIKE_HISTORY`` norms read, None before ``MIN_HISTORY`` of them),
 ``grad_norm_per_layer`` and ``grad_rms_per_layer`` ({layer: median over sampled
 steps}), ``grad_layer_ratio`` (median RMS gradient of the first recurrent layer
 over the last one's; None with one layer), ``grad_mean_abs_per_layer``
@@ -88,7 +90,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def spike_ratios(norms: list[float]) -> list[float | None]:
-    """Each step's norm over the median of the previous ``SPIKE_HISTORY`` finite norms."""
+    """Each norm over the median of the previous ``SPIKE_HISTORY`` finite norms (of every step, or of the steps read)."""
     ratios: list[float | None] = []
     for i, value in enumerate(norms):
         history = [v for v in norms[max(0, i - SPIKE_HISTORY) : i] if math.isfinite(v)]
@@ -108,6 +110,7 @@ class GradientMonitor(Instrument):
         self.every = ctx.budget.probe_every
         self.clip = ctx.setup.clip_norm
         self.totals: list[float | torch.Tensor] = []  # tensors until the run ends: no host sync per step
+        self.total_steps: list[int] = []  # the step of each total
         self.steps: list[int] = []
         self.per_layer: dict[str, list[float]] = {}
         self.rms: dict[str, list[float]] = {}
@@ -126,6 +129,7 @@ class GradientMonitor(Instrument):
     def after_backward(self, state: TrainState) -> None:
         if self.clip is None:  # with clipping, clip_grad_norm_ hands us the same number in after_step
             self.totals.append(_total([p.grad.detach() for p in self.params if p.grad is not None]))
+            self.total_steps.append(state.step)
         if not sampled(state.step, self.every):
             return
         self.steps.append(state.step)
@@ -141,6 +145,7 @@ class GradientMonitor(Instrument):
     def after_step(self, state: TrainState) -> None:
         if self.clip is not None and state.grad_norm is not None:
             self.totals.append(state.grad_norm)
+            self.total_steps.append(state.step - 1)
         if self.before is None:
             return
         self.ratio_steps.append(state.step - 1)
@@ -176,10 +181,11 @@ class GradientMonitor(Instrument):
         update = {k: _median(v) for k, v in self.update.items()}
         self.ctx.evidence.update(
             grad_steps=len(self.totals),
+            grad_norm_steps=self.total_steps,
             grad_norm_median=statistics.median(finite) if finite else None,
             grad_norm_max=max(finite) if finite else None,
             grad_nonfinite_steps=len(nonfinite),
-            grad_first_nonfinite=nonfinite[0] if nonfinite else None,
+            grad_first_nonfinite=self.total_steps[nonfinite[0]] if nonfinite else None,
             grad_spike_ratios=spike_ratios(self.totals),
             grad_norm_per_layer={k: _median(v) for k, v in self.per_layer.items()},
             grad_rms_per_layer={k: _median(v) for k, v in self.rms.items()},
@@ -192,6 +198,7 @@ class GradientMonitor(Instrument):
         )
         self.ctx.plots["gradients"] = {
             "steps": self.steps, "per_layer": self.per_layer, "clipped_fraction": clipped, "total": self.totals,
+            "total_steps": self.total_steps,
         }
         self.ctx.plots["update_ratio"] = {"steps": self.ratio_steps, "per_layer": self.update}
 

@@ -29,6 +29,15 @@ def _ratio_text(x: float) -> str:
     return f"{x:,.0f}x" if x >= 10 else f"{x:.2g}x"
 
 
+def _norms_read(ev: Evidence) -> dict[str, int] | None:
+    """How many steps had their total gradient norm read, of how many, when not every step's was (``watch`` thins them)."""
+    steps = ev.get("grad_norm_steps")
+    if not steps:
+        return None
+    total = max(ev.get("optimizer_steps") or ev.get("steps_run") or 0, steps[-1] + 1)
+    return {"grad_norms_read": len(steps), "optimizer_steps": total} if len(steps) < total else None
+
+
 def _layer_means(ev: Evidence) -> dict[str, float]:
     """Mean |gradient| of each recurrent layer (median over sampled steps)."""
     per_layer = ev.get("grad_mean_abs_per_layer") or {}
@@ -146,14 +155,18 @@ def exploding_gradients(ev: Evidence) -> Finding | None:
     How it is measured
       The total gradient norm at every step (before clipping), the norm of each
       layer on sampled steps, and the input gradient at every time step before
-      training. Fires on any of:
+      training. (Around the user's own loop the total norm may be read on fewer
+      steps: lstm_doctor.watch reads it every k-th step where a read is costly
+      against a short step, the Keras callback on its sampled steps; spikes and
+      non-finite norms are then judged among the steps read, and the finding
+      says how many were.) Fires on any of:
         - a NaN or infinite gradient at any step (critical);
         - before training, the oldest quarter of the window getting at least 10x
           the gradient of the last step: the recurrence amplifies instead of
           fading (critical; a warning when the setup already clips);
         - the first recurrent layer's RMS gradient 100x the last's or more
           (critical; a warning when clipped);
-        - a step whose norm is 50x the median of the 50 steps before it or more,
+        - a step whose norm is 50x the median of the 50 steps (read) before it or more,
           in a run whose best validation loss stays at 90% or more of the best
           constant prediction's (warning; info when clipped).
       The spike bar is our own measurement: healthy runs with batches of 16-32
@@ -196,7 +209,9 @@ def exploding_gradients(ev: Evidence) -> Finding | None:
     if ratio is not None and ratio >= LAYER_GAIN:
         found.append((f"the first recurrent layer gets {_ratio_text(ratio)} the gradient of the last",
                       {"grad_layer_ratio": ratio, "threshold": LAYER_GAIN}, "warning" if clipped else "critical", 0.75))
-    spikes = [(i, r) for i, r in enumerate(ev.get("grad_spike_ratios") or []) if r is not None and r >= SPIKE]
+    norm_steps = ev.get("grad_norm_steps")  # the step of each ratio (absent: one per step, from step 0)
+    spikes = [(norm_steps[i] if norm_steps else i, r) for i, r in enumerate(ev.get("grad_spike_ratios") or [])
+              if r is not None and r >= SPIKE]
     learned = best_over(ev)
     if spikes and (learned is None or learned >= NOT_LEARNING):  # Adam rides out spikes in a model that learns
         step, worst = max(spikes, key=lambda s: s[1])
@@ -209,7 +224,13 @@ def exploding_gradients(ev: Evidence) -> Finding | None:
     evidence = {k: v for _, e, _, _ in found for k, v in e.items()}
     evidence.update({k: ev[k] for k in ("grad_norm_median", "grad_norm_max", "clip_norm", "clipped_fraction") if ev.get(k) is not None})
     severity = min((s for _, _, s, _ in found), key=("critical", "warning", "info").index)
-    tail = f"; clipping at {ev['clip_norm']:g} was active in {ev.get('clipped_fraction') or 0:.0%} of steps" if clipped else ""
+    tail = ""
+    read = _norms_read(ev) if {"grad_nonfinite_steps", "spikes"} & evidence.keys() else None
+    if read:  # those clauses judged the steps whose norm was read
+        evidence.update(read)
+        tail = f"; the total norm was read on {read['grad_norms_read']:,} of {read['optimizer_steps']:,} steps"
+    if clipped:
+        tail += f"; clipping at {ev['clip_norm']:g} was active in {ev.get('clipped_fraction') or 0:.0%} of steps"
     summary = "Gradients explode: " + "; ".join(c for c, _, _, _ in found) + tail + "."
     return Finding.of(
         "T304", summary, evidence, severity=severity, confidence=max(c for _, _, _, c in found),
