@@ -163,6 +163,10 @@ def test_padding_scaled_feature_by_feature_is_still_padding(gunpoint):
     assert p["side"] == "pre" and p["value"] is None
     assert p["padded_share"] == pytest.approx(1 - lengths.sum() / X[..., 0].size, abs=0.01)
     assert padding(X, None)["side"] is None  # the real two-feature sequences are not padded
+    # Values cast to integers repeat whole rows inside the sequences too: data at rest, not padding.
+    quantized = np.round(X * 2)
+    assert (quantized[:, -2] == quantized[:, -1]).all(axis=1).mean() > 0.1
+    assert padding(quantized, None)["side"] is None
 
 
 def test_padding_with_lengths_and_pad_value_in_data():

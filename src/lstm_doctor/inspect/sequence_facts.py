@@ -17,6 +17,9 @@ FRAGMENT_STEPS = 8
 # A constant run at the start or end counts as padding when this share of the
 # sequences end (start) with at least two steps of the same constant row.
 PAD_SEQUENCE_SHARE = 0.10
+# A repeated edge row of different values (padding scaled per feature) that also makes up
+# more than this share of the real steps is data that repeats (a quantized sensor at rest).
+MIXED_ROW_IN_DATA = 0.01
 
 
 def _sample(n: int, size: int) -> np.ndarray:
@@ -75,6 +78,8 @@ def padding(x: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
     that equal the pad row) and ``lengths`` (min / median / max real length).
     """
     n, steps, _ = x.shape
+    none = {"side": None, "value": None, "lengths_given": False, "padded_share": 0.0, "padded_sequences": 0.0,
+            "pad_value_in_data": None, "lengths": {"min": steps, "median": steps, "max": steps}}
     if lengths is not None:
         real = np.arange(steps)[None, :] < lengths[:, None]
         value = _single_value(x[~real])
@@ -84,8 +89,7 @@ def padding(x: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
     else:
         found = [c for c in ((s, _pad_candidate(x, s)) for s in ("post", "pre")) if c[1] is not None]
         if not found:
-            return {"side": None, "value": None, "lengths_given": False, "padded_share": 0.0, "padded_sequences": 0.0,
-                    "pad_value_in_data": None, "lengths": {"min": steps, "median": steps, "max": steps}}
+            return none
         side, (row, run) = max(found, key=lambda c: c[1][1].sum())
         value = _single_value(row)  # None: a row of different values (padding scaled per feature)
         offsets = np.arange(steps)[None, :]
@@ -93,6 +97,8 @@ def padding(x: np.ndarray, lengths: np.ndarray | None) -> dict[str, Any]:
     in_data = None
     if row is not None and real.any():
         in_data = float(_rows_equal(x, row)[real].mean())
+        if lengths is None and value is None and in_data > MIXED_ROW_IN_DATA:
+            return none
     real_lengths = steps - run
     return {
         "side": side,
