@@ -10,7 +10,7 @@ rate of every step, and the input gradient per time step of the loop's own
 backward pass (memory length).
 
 Cost: the step hooks run at every step (a step count and the learning rate),
-and so does ``log()`` (the loss kept as a tensor); the total gradient norm (one
+and so does ``log()`` (the loss, kept as a tensor on an accelerator); the total gradient norm (one
 fused kernel, for gradient spikes) runs at every step too, unless its cost is a
 large share of a short step: then it runs every k-th step, k a power of two
 chosen so that it takes at most a quarter of ``max_overhead`` (1% of the loop's
@@ -166,7 +166,7 @@ class LoopRecord:
 
     def __init__(self, every: int, task: str | None = None):
         self.every, self.task = every, task
-        self.losses: list[torch.Tensor] = []
+        self.losses: list[float | torch.Tensor] = []  # tensors on an accelerator until written
         self.val: list[dict[str, float]] = []
         self.epoch_ends: list[int] = []  # how many losses were logged at each validation
         self.outputs: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=KEPT_OUTPUTS)
@@ -174,9 +174,12 @@ class LoopRecord:
 
     def add_loss(self, loss: torch.Tensor | float, outputs: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> None:
         if isinstance(loss, torch.Tensor):
-            self.losses.append(loss.detach() if loss.dim() == 0 else loss.detach().reshape(()))
+            # Read at once on a CPU, where there is no device to wait for: thousands of kept 0-dim tensors made a
+            # 16-unit LSTM loop's own forward and backward passes ~5% slower in some profiles. On an accelerator the
+            # value stays a tensor, read with the others at the end (no device sync per step).
+            self.losses.append(loss.item() if loss.is_cpu else loss.detach().reshape(()))
         else:
-            self.losses.append(torch.tensor(float(loss)))
+            self.losses.append(float(loss))
         if outputs is not None and targets is not None and sampled(len(self.losses) - 1, self.every):
             self.outputs.append((outputs.detach().cpu(), targets.detach().cpu()))
 
@@ -194,7 +197,9 @@ class LoopRecord:
         ``steps``, as the inspection writes it for a setup).
         """
         ev = ctx.evidence
-        losses = torch.stack(self.losses).double().cpu().tolist() if self.losses else []
+        kept = [v for v in self.losses if isinstance(v, torch.Tensor)]
+        read = iter(torch.stack(kept).double().cpu().tolist() if kept else [])
+        losses = [next(read) if isinstance(v, torch.Tensor) else v for v in self.losses]
         diverged = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         bounds = list(zip([0, *self.epoch_ends], self.epoch_ends))
         ev.update(
@@ -373,8 +378,9 @@ class Watch:
     def log(self, loss: torch.Tensor | float, outputs: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> None:
         """Record a training step's loss (and, optionally, its outputs and targets for the prediction spread).
 
-        Cheap at every step: the loss is kept as a detached tensor (no device
-        sync); outputs are kept on sampled steps only. Timed as the watch's own work.
+        Cheap at every step: the loss is read (on an accelerator kept as a
+        detached tensor, no device sync); outputs are kept on sampled steps
+        only. Timed as the watch's own work.
         """
         begin = time.perf_counter()
         self.record.add_loss(loss, outputs, targets)
