@@ -10,17 +10,18 @@ rate of every step, and the input gradient per time step of the loop's own
 backward pass (memory length).
 
 Cost: the step hooks run at every step (a step count and the learning rate),
-and so does ``log()`` (the loss, kept as a tensor on an accelerator); the total gradient norm (one
-fused kernel, for gradient spikes) runs at every step too, unless its cost is a
-large share of a short step: then it runs every k-th step, k a power of two
-chosen so that it takes at most a quarter of ``max_overhead`` (1% of the loop's
-time at the default), and the steps read are in the evidence. Everything else
-runs on sampled steps only, where forward and tensor hooks are registered for
-that one step and removed after it. The sampled steps are spaced by what they
-cost: the watch times its own work on sampled and on plain steps against the
-loop's plain step (the time between two optimizer steps), and widens the
-spacing, in multiples of the user's ``every``, so that its share of the loop's
-time stays near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
+and so does ``log()`` (the loss, kept as a tensor on an accelerator); the total
+gradient norm (one fused kernel, for gradient spikes) runs at every step too,
+unless its cost is a large share of a short step: then it runs every k-th step,
+k a power of two chosen so that it takes at most a quarter of ``max_overhead``
+(1% of the loop's time at the default), and the steps read are in the
+evidence. Everything else runs on sampled steps only, where forward and tensor
+hooks are registered for that one step and removed after it. The sampled steps
+are spaced by what they cost: the watch times its own work on sampled and on
+plain steps (the norm's reads and ``log()`` included) against the loop's plain
+step (the time between two optimizer steps), and widens the spacing, in
+multiples of the user's ``every``, so that its share of the loop's time stays
+near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
 
 The watched loop trains exactly as without the watch: inputs are differentiated
 through a detached copy, and measurements run under
