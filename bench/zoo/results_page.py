@@ -63,7 +63,8 @@ def render(result: dict[str, Any]) -> str:
         f"| repair rate (`--treat`: repaired to within 10% of the healthy reference) | {_pct(s['repair'])} | | "
         f"{'' if s.get('treat') else 'not measured: run with --treat'} |",
         "",
-        "Per code (the family's code; top-1 accepts the codes listed per scenario, top-3 requires all expected codes):",
+        "Per code (the family's code; top-1 accepts the codes listed per scenario; top-3 needs one of those and every "
+        "required code among the first three):",
         "",
         "| code | cases | top-1 | top-3 | symptom | first instead (misses) |",
         "|---|---|---|---|---|---|",
