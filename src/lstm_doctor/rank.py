@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from lstm_doctor.findings import Finding
+from lstm_doctor.rules.activity import LAYER_SHARE
 
 # cause -> the codes it explains (its consequences)
 CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
@@ -74,7 +75,7 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
 
 def _saturated_before_training(f: Finding) -> bool:
     share = f.evidence.get("share_before_training")
-    return isinstance(share, (int, float)) and share > 0.5
+    return isinstance(share, (int, float)) and share > LAYER_SHARE  # T305's own bar, before training
 
 
 # Edges that hold only for some findings of the effect: exploding updates saturate gates that

@@ -14,8 +14,8 @@ import numpy as np
 SAMPLE_SEQUENCES = 2_000
 # Windows "overlap" when they share this many consecutive steps (fewer when sequences are short).
 FRAGMENT_STEPS = 8
-# A constant run at the start or end counts as padding when this share of the
-# sequences end (start) with at least two steps of the same constant row.
+# A run at the start or end counts as padding when this share of the sequences
+# end (start) with at least two steps of the same repeated row.
 PAD_SEQUENCE_SHARE = 0.10
 # A repeated edge row of different values (padding scaled per feature) that also makes up
 # more than this share of the real steps is data that repeats (a quantized sensor at rest).
