@@ -9,6 +9,7 @@ import pytest
 
 import lstm_doctor
 from lstm_doctor.budget import BUDGETS
+from lstm_doctor.inspect import inspect_setup
 from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.lr_range import LR_END, LR_START, Valley, combine, find_valley, lr_range, sweep
 
@@ -93,6 +94,24 @@ def test_probe_evidence_and_plot(sunspots_setup) -> None:
     assert set(plot) >= {"lr", "loss", "smoothed", "suggested_lr", "safe_range", "user_lr"}
     assert len(plot["lr"]) == len(plot["loss"]) == len(plot["smoothed"])
     assert plot["safe_range"] == ev.lr_safe_range and plot["suggested_lr"] == ev.lr_suggested
+
+
+def test_off_scale_data_gets_a_second_sweep_on_the_standardized_data(sunspots_frame: pd.DataFrame) -> None:
+    def probe(scale: str) -> ProbeContext:
+        setup = lstm_doctor.setup_from(sunspots_frame, data={"target": "sunspots", "features": ["sunspots"], "window": 22,
+                                                             "scale": scale}, model={"hidden": 16}, training={"lr": 1e-3})
+        ctx = ProbeContext(setup, BUDGETS["quick"])
+        ctx.evidence.update(inspect_setup(setup))
+        lr_range(ctx)
+        return ctx
+    raw, fed_scaled = probe("none"), probe("standard")
+    assert "scaled_lr_safe_range" not in fed_scaled.evidence  # already at unit scale: one sweep
+    ev = raw.evidence
+    # Counts in the hundreds: the raw sweep only finds the rates that move the head there; on the standardized
+    # data Adam's valley sits where the healthy setup's does.
+    assert 1e-3 <= ev.scaled_lr_suggested <= 3e-2 and 0 < ev.scaled_lr_range_drop < 1
+    assert ev.scaled_lr_suggested == pytest.approx(fed_scaled.evidence.lr_suggested, rel=1.0)
+    assert ev.lr_suggested is None or ev.lr_suggested > 3 * ev.scaled_lr_suggested
 
 
 def test_seeds_are_combined_by_their_median() -> None:

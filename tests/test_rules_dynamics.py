@@ -100,6 +100,21 @@ def test_t301_without_a_suggestion_the_small_batch_overshoots() -> None:
     assert dynamics.learning_rate_too_high(Evidence(ev, small_batch_sound_peak=2.5)) is None
 
 
+def test_t301_on_off_scale_data_judges_the_rate_by_the_sweep_on_standardized_data() -> None:
+    # A target in the thousands: on the raw data Adam's range reaches 3.0 (the steps that move the head
+    # there), so a rate of 1.0 looks fine; on the standardized data the loss is lowest at 0.05.
+    ev = run([1.0] * 30, flat_train(0.02), user_lr=1.0, lr_safe_range=[1e-3, 3.0], lr_suggested=0.8,
+             lr_range_min_loss=1e-3, baseline_loss={"mean": 1.0})
+    assert dynamics.learning_rate_too_high(ev) is None
+    ev.update(scaled_lr_safe_range=[1e-3, 0.05], scaled_lr_suggested=7e-3, scaled_lr_range_drop=0.6)
+    f = dynamics.learning_rate_too_high(ev)
+    assert f is not None and "20x the top" in f.summary and "standardized" in f.summary
+    assert f.evidence["on_standardized_data"] and f.fix == "training.lr: 0.007"
+    # The run's loss is in the raw units: it is not compared with the standardized sweep's.
+    assert f.evidence["final_train_over_sweep_min"] is None and "does no better than a constant" in f.summary
+    assert dynamics.learning_rate_too_high(Evidence(ev, user_lr=0.01)) is None  # inside the standardized range
+
+
 def test_t301_divergence_within_the_safe_range_is_not_the_rate() -> None:
     ev = run([0.9, 0.8], stopped="diverged", diverged_at=12, user_lr=1e-3, lr_safe_range=[1e-4, 1e-2], lr_suggested=1e-3)
     assert dynamics.learning_rate_too_high(ev) is None
@@ -144,6 +159,26 @@ def test_t302_without_a_suggestion_the_small_batch_is_the_witness() -> None:
     # Near misses: the user's settings do move the small batch, or the recipe cannot fit it either.
     assert dynamics.learning_rate_too_low(Evidence(ev, small_batch_user_best=0.5)) is None
     assert dynamics.learning_rate_too_low(Evidence(ev, small_batch_sound_best=0.69)) is None
+
+
+def test_t302_on_off_scale_data_judges_the_rate_by_the_sweep_on_standardized_data() -> None:
+    # On the raw target the sweep falls 70% at rates near 1.4 (moving the head to the thousands); on the
+    # standardized data 3e-3 is already the rate where it falls: no rate to raise.
+    ev = run([1.0] * 30, flat_train(0.02), user_lr=3e-3, lr_suggested=1.4, lr_range_drop=0.7, lr_range_min_loss=0.4,
+             scaled_lr_suggested=4e-3, scaled_lr_safe_range=[1e-4, 0.05], scaled_lr_range_drop=0.5)
+    assert dynamics.learning_rate_too_low(ev) is None
+    ev.update(user_lr=1e-5)  # SGD-like steps: 400x below the standardized suggestion
+    f = dynamics.learning_rate_too_low(ev)
+    assert f is not None and f.evidence["on_standardized_data"] and "standardized" in f.summary
+
+
+def test_t302_a_sweep_that_only_undoes_a_bad_start_suggests_nothing() -> None:
+    # Weights far off scale: the sweep's loss falls 89% from 13.9, but only to 1.54, above a constant's 0.69,
+    # so no rate made the model learn; a sweep that gets below the constant does suggest a rate.
+    ev = run([3.0] * 30, flat_train(0.09), user_lr=3e-3, lr_suggested=0.37, lr_range_drop=0.89, lr_range_min_loss=1.54,
+             baseline_loss={"majority": 0.693})
+    assert dynamics.learning_rate_too_low(ev) is None
+    assert dynamics.learning_rate_too_low(Evidence(ev, lr_range_min_loss=0.5)) is not None
 
 
 def test_t302_capped_run_is_extrapolated_to_the_planned_training() -> None:
@@ -268,6 +303,17 @@ def test_t312_converged_or_capped_is_silent() -> None:
 def test_t313_outputs_far_from_neutral() -> None:
     f = dynamics.bad_initial_loss(Evidence(initial_loss=9.9, zero_output_loss=2.5, expected_initial_loss=2.4))
     assert f.code == "T313" and f.evidence["over_neutral"] == pytest.approx(3.96)
+
+
+def test_t313_outputs_far_too_large_behind_a_run_stuck_at_a_constant_are_critical() -> None:
+    start = Evidence(initial_loss=12.8, zero_output_loss=0.693, expected_initial_loss=0.693)
+    learns = dynamics.bad_initial_loss(Evidence(run(falling(30, 0.95, 0.3)), **start))
+    stuck = dynamics.bad_initial_loss(Evidence(run([1.0] * 30, flat_train(0.01)), **start))
+    assert learns.severity == "warning" and stuck.severity == "critical" and "no better than a constant" in stuck.summary
+    # A target far from where outputs start (D104's effect) stays a warning: D104 is the critical finding.
+    offset = Evidence(run([1.0] * 30, flat_train(0.01)), initial_loss=1.33e5, zero_output_loss=1.335e5,
+                      expected_initial_loss=1001.0)
+    assert dynamics.bad_initial_loss(offset).severity == "warning"
 
 
 def test_t313_targets_far_from_any_untrained_output() -> None:

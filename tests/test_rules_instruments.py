@@ -189,6 +189,13 @@ def test_ranking_puts_saturation_before_its_consequences():
     assert codes[0] == "T305" and codes[-1] == "T307" and set(codes) == {"T303", "T305", "T306", "T307"}
 
 
+def test_pinned_gates_come_before_a_small_batch_that_cannot_be_fitted():
+    pinned = {"layer0.input": 0.9, "layer0.forget": 0.9, "layer0.cell": 0.95, "layer0.output": 0.9}
+    saturated = saturated_gates(learning(2.0, base=0.69, gate_saturation=pinned, prediction_loss=2.0))
+    unfit = Finding.of("T309", "Even on 16 training windows ...", confidence=0.85)
+    assert saturated.confidence == unfit.confidence and [f.code for f in rank([unfit, saturated])] == ["T305", "T309"]
+
+
 def test_gates_pinned_from_the_start_are_not_blamed_on_exploding_gradients():
     # LSTM weights drawn at sd 3: gates 60% pinned before and after training, gradients explode,
     # and the model predicts a constant (a T305 case of the fault zoo).

@@ -65,6 +65,14 @@ def test_candidates_follow_rank_skip_info_and_merge_duplicates():
     assert len(candidates(findings, config, Evidence(), limit=1)) == 1
 
 
+def test_range_test_rate_for_off_scale_data_comes_with_the_scaling_it_was_found_on():
+    config = SetupConfig.model_validate({"data": {"target": "y", "scale": "none"}, "training": {"lr": 1.0}})
+    propose = TREATMENTS_BY_NAME["learning-rate-from-range-test"].propose
+    assert propose(config, Evidence(lr_suggested=0.8)) is None  # within 2x of the rate: nothing to change
+    change = propose(config, Evidence(lr_suggested=0.8, scaled_lr_safe_range=[1e-4, 0.05], scaled_lr_suggested=7e-3))
+    assert change == {"data": {"scale": "standard", "scale_target": "standard"}, "training": {"lr": 0.007}}
+
+
 def test_downsampling_offers_the_cells_reach_and_about_100_steps():
     def factors(cell: str, steps: int, downsample: int = 1, **ev) -> list[int | None]:
         config = SetupConfig.model_validate({"data": {"task": "multiclass", "downsample": downsample}, "model": {"cell": cell}})

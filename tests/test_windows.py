@@ -243,3 +243,26 @@ def test_non_finite_values_are_kept_for_the_rules(co2_frame):
     assert torch.isnan(x[0, 5, 0]) and torch.isinf(x[0, 9, 0])  # faults are taken as the user has them
     finite = frame["co2"].iloc[: round(len(frame) * 0.8)].replace(np.inf, np.nan).dropna()
     assert data.target_scaler.offset[0] == pytest.approx(finite.mean(), rel=1e-6)  # statistics skip them
+
+
+def test_standardized_copy_matches_the_setup_scaler_and_leaves_the_data_alone(co2_frame):
+    frame = co2_frame.assign(trend=np.arange(len(co2_frame), dtype=float))
+    options = {"target": "co2", "time": "date", "window": 12}
+    raw = setup_from(frame, data={**options, "scale": "none"}).data
+    scaled = setup_from(frame, data={**options, "scale": "standard"}).data
+    copy = raw.standardized()
+    for part in ("train", "val"):
+        (x, y, _), (xs, ys, _) = getattr(copy, part).all(), getattr(scaled, part).all()
+        # Statistics of the rows the training windows read and predict, not of every training row: close, not equal.
+        assert torch.allclose(x, xs, atol=0.02) and torch.allclose(y, ys, atol=0.02)
+    assert copy.train.starts is not None and copy.train.inputs.shape == raw.train.inputs.shape  # still lazy rows
+    assert raw.train.all()[0][0, 0, 0].item() == pytest.approx(frame["co2"].iloc[0], rel=1e-6)  # original kept
+
+
+def test_standardized_copy_keeps_class_labels(italy_power):
+    arrays = {"X": italy_power["X"] * 1000.0 + 5000.0, "y": italy_power["y"]}
+    data = setup_from(arrays, data={"scale": "none", "task": "binary"}).data
+    copy = data.standardized()
+    x, y, _ = copy.train.all()
+    assert abs(x.mean().item()) < 0.05 and x.std().item() == pytest.approx(1.0, abs=0.05)
+    assert torch.equal(y, data.train.all()[1])

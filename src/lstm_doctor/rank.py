@@ -48,7 +48,7 @@ CAUSES_BEFORE: dict[str, tuple[str, ...]] = {
     # Training dynamics: exploding updates saturate gates; saturated gates stop gradients and
     # freeze units; a model whose gradients vanish or whose units died predicts a constant.
     "T304": ("T305", "T306", "T307"),
-    "T305": ("T303", "T306", "T307"),
+    "T305": ("T303", "T306", "T307", "T309"),  # pinned gates pass too little gradient to fit even a small batch
     "T303": ("T307",),
     "T306": ("T307",),
     "T302": ("T307", "T312"),

@@ -13,6 +13,15 @@ import numpy as np
 import torch
 
 
+def moments(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-column mean and std of ``values`` (rows, columns), ignoring non-finite entries; std 0 becomes 1."""
+    v = values.double()
+    v = torch.where(torch.isfinite(v), v, torch.nan)
+    mean = v.nanmean(dim=0)
+    std = torch.sqrt(torch.nanmean((v - mean) ** 2, dim=0))
+    return torch.nan_to_num(mean), torch.where(std > 0, std, torch.ones_like(std))
+
+
 @dataclass
 class Windows:
     """The input sequences and targets of one split.
@@ -91,6 +100,15 @@ class Windows:
         """The targets of these windows, one entry per window (and step, if per-step)."""
         return self.labels()[0].cpu().numpy()
 
+    def shifted(self, input_map: tuple[torch.Tensor, torch.Tensor],
+                target_map: tuple[torch.Tensor, torch.Tensor] | None) -> "Windows":
+        """The same windows with inputs ``(x - offset) / scale`` per feature and, given a
+        ``target_map``, targets likewise per column (a new copy of the rows)."""
+        def apply(values: torch.Tensor, offset: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return (values - offset.to(values)) / scale.to(values)
+        targets = self.targets if target_map is None else apply(self.targets, *target_map)
+        return Windows(apply(self.inputs, *input_map), targets, self.starts, self.window, self.horizon, self.lengths)
+
 
 @dataclass
 class AffineMap:
@@ -141,6 +159,19 @@ class SequenceData:
         if self.task == "binary":
             return 1
         return len(self.target_names)
+
+    def standardized(self) -> "SequenceData":
+        """A copy fed at unit scale: inputs and, for regression, targets standardized with
+        the training windows' mean and standard deviation (what ``data.scale: standard``
+        would feed the model). Padding steps are left out of the statistics."""
+        inputs = moments(torch.from_numpy(self.train.input_rows()))
+        targets = None
+        if self.task == "regression":
+            targets = moments(torch.from_numpy(self.train.target_values()).reshape(-1, len(self.target_names)))
+        out = SequenceData(**{**self.__dict__})
+        out.train, out.val = self.train.shifted(inputs, targets), self.val.shifted(inputs, targets)
+        out.target_scaler = None
+        return out
 
     def to(self, device: torch.device | str) -> "SequenceData":
         out = SequenceData(**{**self.__dict__})

@@ -17,6 +17,9 @@ TAIL_FRACTION = 0.01
 # normal standard deviation (Iglewicz & Hoaglin 1993, the modified z-score).
 MAD_TO_SD = 1.4826
 MEAN_AD_TO_SD = 1.2533
+# A column whose ``magnitude`` exceeds this is off unit scale: an offset or spread that
+# large saturates tanh and sigmoid gates fed by default-initialized weights.
+UNIT_SCALE_LIMIT = 10.0
 
 
 def column_stats(values: np.ndarray) -> dict[str, Any] | None:

@@ -24,11 +24,19 @@ rises). A drop smaller than 5% of the starting loss, or than 4 standard errors
 of the smoothed curve, is no valley: nothing is suggested. Several seeds are
 combined by their median.
 
+Data fed far off unit scale (a raw input or regression target, D102/D104) skews
+the sweep: the loss falls at whatever rates move the gates out of saturation or
+the head towards the raw target, which says nothing about the rate the data
+needs once scaled. Then a second sweep runs on the data standardized with the
+training statistics, so that a rate wrong for the fixed data is still found.
+
 Evidence written: ``user_lr``, ``lr_suggested``, ``lr_safe_range`` ([lo, hi]),
 ``lr_range_start_loss`` and ``lr_range_min_loss`` (smoothed training loss at
 the start of the sweep and at its minimum), ``lr_range_drop`` (the fall from
 start to minimum as a fraction of the start), ``lr_range_stop_lr`` (the rate at
-which the sweep stopped for divergence, or None), ``lr_range_steps``.
+which the sweep stopped for divergence, or None), ``lr_range_steps``; with off-scale data also ``scaled_lr_suggested``,
+``scaled_lr_safe_range``, ``scaled_lr_range_drop`` and ``scaled_lr_range_stop_lr``
+(the sweep on the standardized data).
 Plot ``lr_range``: ``lr``, ``loss``, ``smoothed``, ``suggested_lr``, ``safe_range``, ``user_lr``.
 """
 
@@ -42,6 +50,7 @@ import torch
 
 from lstm_doctor.budget import Workload
 from lstm_doctor.curves import rolling_median
+from lstm_doctor.inspect.value_stats import UNIT_SCALE_LIMIT
 from lstm_doctor.probes.context import ProbeContext
 from lstm_doctor.setups import Setup
 from lstm_doctor.training import Callback, TrainState, fit
@@ -168,9 +177,23 @@ def combine(valleys: list[Valley]) -> Valley:
     return combined
 
 
+def _off_scale(ctx: ProbeContext) -> bool:
+    """The data reaches the model far off unit scale (inputs, or a regression target)."""
+    scales = [*(ctx.evidence.get("feature_scale") or {}).values()]
+    if ctx.setup.data.task == "regression":
+        scales += (ctx.evidence.get("target_scale") or {}).values()
+    return any(s > UNIT_SCALE_LIMIT for s in scales)
+
+
+def _drop(v: Valley) -> float | None:
+    return (v.start_loss - v.min_loss) / abs(v.start_loss) if v.start_loss else None
+
+
 def lr_range(ctx: ProbeContext) -> None:
     setup, ev = ctx.setup, ctx.evidence
-    steps = ctx.budget.affordable_steps(Workload.of(setup), ctx.budget.lr_range_steps, SHARE / ctx.budget.seeds)
+    off_scale = _off_scale(ctx)
+    share = SHARE / ctx.budget.seeds / (2 if off_scale else 1)
+    steps = ctx.budget.affordable_steps(Workload.of(setup), ctx.budget.lr_range_steps, share)
     runs = [sweep(setup, steps, setup.seed + k, ctx.deadline) for k in range(ctx.budget.seeds)]
     found = combine([v for _, _, v in runs])
     lr = user_lr(setup)
@@ -181,10 +204,15 @@ def lr_range(ctx: ProbeContext) -> None:
         lr_safe_range=safe,
         lr_range_start_loss=found.start_loss,
         lr_range_min_loss=found.min_loss,
-        lr_range_drop=(found.start_loss - found.min_loss) / abs(found.start_loss) if found.start_loss else None,
+        lr_range_drop=_drop(found),
         lr_range_stop_lr=found.stop_lr,
         lr_range_steps=steps,
     )
     lrs, losses, _ = runs[0]
     ctx.plots["lr_range"] = {"lr": lrs.tolist(), "loss": losses, "smoothed": smooth(losses, steps).tolist(),
                              "suggested_lr": found.suggested, "safe_range": safe, "user_lr": lr}
+    if off_scale:
+        scaled = replace(setup, data=setup.data.standardized())
+        fixed = combine([sweep(scaled, steps, setup.seed + k, ctx.deadline)[2] for k in range(ctx.budget.seeds)])
+        ev.update(scaled_lr_suggested=fixed.suggested, scaled_lr_safe_range=list(fixed.safe) if fixed.safe else None,
+                  scaled_lr_range_drop=_drop(fixed), scaled_lr_range_stop_lr=fixed.stop_lr)

@@ -29,7 +29,7 @@ import torch
 from scipy import stats
 
 from lstm_doctor.config import ModelConfig
-from lstm_doctor.data.windows import SequenceData, Windows
+from lstm_doctor.data.windows import SequenceData, Windows, moments
 from lstm_doctor.models import RecurrentModel
 from lstm_doctor.objective import Objective
 from lstm_doctor.probes.baselines import constant_output
@@ -51,15 +51,6 @@ def _sample(w: Windows, limit: int, rng: np.random.Generator) -> Windows:
     idx = np.arange(len(w)) if len(w) <= limit else np.sort(rng.choice(len(w), size=limit, replace=False))
     x, y, lengths = w.batch(torch.from_numpy(idx))
     return Windows(x.clone(), y.clone(), lengths=None if lengths is None else lengths.clone())
-
-
-def moments(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column mean and std of ``values`` (rows, columns), ignoring non-finite entries; std 0 becomes 1."""
-    v = values.double()
-    v = torch.where(torch.isfinite(v), v, torch.nan)
-    mean = v.nanmean(dim=0)
-    std = torch.sqrt(torch.nanmean((v - mean) ** 2, dim=0))
-    return torch.nan_to_num(mean), torch.where(std > 0, std, torch.ones_like(std))
 
 
 def standardized(w: Windows, x: tuple[torch.Tensor, torch.Tensor],

@@ -36,11 +36,11 @@ from dataclasses import replace
 import torch
 
 from lstm_doctor.budget import Workload
-from lstm_doctor.data.windows import SequenceData, Windows
+from lstm_doctor.data.windows import SequenceData, Windows, moments
 from lstm_doctor.objective import Objective
 from lstm_doctor.probes.baselines import constant_output
 from lstm_doctor.probes.context import ProbeContext
-from lstm_doctor.probes.signal import moments, standardized
+from lstm_doctor.probes.signal import standardized
 from lstm_doctor.training import Callback, TrainResult, TrainState, fit
 
 WINDOWS = 16  # a handful: memorising them needs no generalization at all

@@ -12,11 +12,12 @@ from typing import Any
 
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
+from lstm_doctor.inspect.value_stats import UNIT_SCALE_LIMIT
 from lstm_doctor.rules.names import cell_name, first_cell
 from lstm_doctor.rules.registry import rule
 
 # D102 / D104: a value's scale (max of |median| and std) above these is unscaled.
-SCALE_WARNING = 10.0
+SCALE_WARNING = UNIT_SCALE_LIMIT
 SCALE_CRITICAL = 100.0
 # D102: outputs varying less than this share of the targets' spread have collapsed.
 COLLAPSED_SPREAD = 0.1

@@ -98,6 +98,11 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
       prediction's or more, while Adam at 1e-2 from the same weights never
       does, and the run does not learn. A rate above the range whose run
       trains well is not reported: the run is the better witness.
+      When inputs or a regression target reach the model far off unit scale
+      (D102, D104), the sweep on them only says which rates undo that scale;
+      your rate is then judged by a second sweep on the data standardized
+      with the training statistics (what the fix for D102/D104 feeds), and
+      the run's loss is not compared with that sweep's.
 
     Example
       ItalyPowerDemand, LSTM(16), Adam at lr 1.0, batch 16: the safe range
@@ -116,15 +121,17 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
 
     Related: T304 exploding-gradients, T305 saturated-gates, T311 batch-size, T302 learning-rate-too-low
     """
-    lr, safe, suggested = ev.get("user_lr"), ev.get("lr_safe_range"), ev.get("lr_suggested")
+    lr = ev.get("user_lr")
+    suggested, safe, _, scaled = range_test(ev)
     above = lr is not None and safe is not None and lr > safe[1]
     high = above or bool(lr and suggested and lr >= HIGH_RATIO * suggested)
-    evidence: dict = {"user_lr": lr, "safe_range": safe, "suggested_lr": suggested}
+    evidence: dict = {"user_lr": lr, "safe_range": safe, "suggested_lr": suggested, "on_standardized_data": scaled}
     fix = f"training.lr: {_lr(suggested)}" if suggested else "lower training.lr by 10x and add training.clip_norm: 1.0"
+    where = STANDARDIZED if scaled else ""
     if above:
-        rate = f"The learning rate {_lr(lr)} is {_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])})"
+        rate = f"The learning rate {_lr(lr)} is {_gap(lr / safe[1])} the top of the range where the loss falls ({_lr(safe[1])}{where})"
     elif high:
-        rate = f"The learning rate {_lr(lr)} is {_gap(lr / suggested)} the suggested {_lr(suggested)}"
+        rate = f"The learning rate {_lr(lr)} is {_gap(lr / suggested)} the suggested {_lr(suggested)}{where}"
     else:
         rate = "Training diverged" if lr is None else f"The learning rate {_lr(lr)} is too large"
     if ev.get("stopped") == "diverged" and (high or safe is None):
@@ -132,7 +139,7 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
         summary = f"{rate}: the training loss became non-finite at step {ev.get('diverged_at')}."
         return Finding.of("T301", summary, evidence, fix=fix, confidence=0.9 if high else 0.6)
     if high:
-        damage = _damage(ev, evidence)
+        damage = _damage(ev, evidence, compare_sweep=not scaled)
         if damage is None:
             return None
         return Finding.of("T301", f"{rate}: {damage}.", evidence, fix=fix, confidence=0.85 if above else 0.7)
@@ -147,6 +154,19 @@ def learning_rate_too_high(ev: Evidence) -> Finding | None:
     return None
 
 
+STANDARDIZED = ", by a range test on your data standardized"
+
+
+def range_test(ev: Evidence) -> tuple[float | None, list[float] | None, float | None, bool]:
+    """The range test a rate is judged by: (suggested, safe range, relative drop, on standardized data).
+
+    With data fed far off unit scale the sweep on the data as fed suggests whatever rates undo
+    that scale (D102, D104); the sweep on the standardized data tells the rate it needs once fixed."""
+    if "scaled_lr_safe_range" in ev:
+        return ev.get("scaled_lr_suggested"), ev.get("scaled_lr_safe_range"), ev.get("scaled_lr_range_drop"), True
+    return ev.get("lr_suggested"), ev.get("lr_safe_range"), ev.get("lr_range_drop"), False
+
+
 def _saturated_in_training(ev: Evidence) -> tuple[str, float, float] | None:
     """The layer whose gates training pinned at their limits (T305's measure): over half at the end, under a
     quarter before training, so the updates did it, not the inputs. (layer, share at init, share at end)."""
@@ -159,10 +179,11 @@ def _saturated_in_training(ev: Evidence) -> tuple[str, float, float] | None:
     return layer, start[layer], driven[layer]
 
 
-def _damage(ev: Evidence, evidence: dict) -> str | None:
-    """What the training run shows of a too-large rate, if anything (adds its numbers to ``evidence``)."""
+def _damage(ev: Evidence, evidence: dict, compare_sweep: bool = True) -> str | None:
+    """What the training run shows of a too-large rate, if anything (adds its numbers to ``evidence``).
+    Without ``compare_sweep`` the run's loss is not compared with the sweep's (a sweep on other data)."""
     train, low = finite(ev.get("train_loss_steps") or []), ev.get("lr_range_min_loss")
-    gap = tail_level(train) / low if train and low and low > 0 else None
+    gap = tail_level(train) / low if compare_sweep and train and low and low > 0 else None
     evidence["final_train_over_sweep_min"] = gap
     if diverging(ev):
         return "the training loss climbs back up"
@@ -199,13 +220,20 @@ def learning_rate_too_low(ev: Evidence) -> Finding | None:
       drop the range test achieved in a few hundred steps. When the run was
       capped below your training, its drop is extrapolated on a straight line
       to your full training (an optimistic projection: the finding only fires
-      when even that falls short).
+      when even that falls short). A sweep whose lowest loss is still above a
+      constant prediction's only undid a start far off (weights or a target
+      far from unit scale): its steep fall asks for rates that start needs,
+      not rates at which the model learns, and counts as no suggestion.
       When no rate of your optimizer made the loss fall within the sweep (plain
       SGD on a small classification set often does not), fit-a-small-batch is
       the witness: fires when, on 16 training windows, your settings stay at
       90% or more of a constant prediction's loss while Adam at 1e-2
       memorises them (a tenth of it), and your run's training loss moved less
-      than 10%.
+      than 10%. With data far off unit scale (D102, D104), the suggestion
+      comes from a sweep on the data standardized (see T301): a target in
+      the thousands makes the sweep on the raw data ask for the huge steps
+      that reach it, which is no reason to raise a rate that suits the
+      scaled data.
 
     Example
       Yearly sunspots, standardized, LSTM(16) with plain SGD at lr 1e-5: in 320
@@ -223,7 +251,8 @@ def learning_rate_too_low(ev: Evidence) -> Finding | None:
 
     Related: T301 learning-rate-too-high, T312 too-few-epochs, D110 no-learnable-signal
     """
-    lr, suggested, sweep_drop = ev.get("user_lr"), ev.get("lr_suggested"), ev.get("lr_range_drop")
+    lr = ev.get("user_lr")
+    suggested, _, sweep_drop, scaled = range_test(ev)
     train = finite(ev.get("train_loss_steps") or [])
     if not lr or len(train) < 10:
         return None
@@ -235,12 +264,17 @@ def learning_rate_too_low(ev: Evidence) -> Finding | None:
     for key in ("small_batch_user_best", "small_batch_sound_best", "small_batch_constant_loss"):
         if ev.get(key) is not None:
             evidence[key] = ev[key]
+    low, constant = ev.get("lr_range_min_loss"), baseline_loss(ev)
+    if suggested and not scaled and isinstance(low, (int, float)) and constant is not None and low >= constant:
+        suggested = None  # the sweep's fall only undid a start far off (weights or target): no rate made it learn
     if suggested:
         ratio = suggested / lr
         if ratio < LOW_RATIO or not sweep_drop or sweep_drop <= 0 or projected >= SLOW_FRACTION * sweep_drop:
             return None
-        evidence.update(suggested_lr=suggested, ratio=round(ratio, 1), sweep_drop=round(sweep_drop, 3))
-        summary = (f"The learning rate {_lr(lr)} is {_gap(ratio)} below the suggested {_lr(suggested)}: in {run} "
+        evidence.update(suggested_lr=suggested, ratio=round(ratio, 1), sweep_drop=round(sweep_drop, 3),
+                        on_standardized_data=scaled)
+        where = STANDARDIZED if scaled else ""
+        summary = (f"The learning rate {_lr(lr)} is {_gap(ratio)} below the suggested {_lr(suggested)}{where}: in {run} "
                    f"steps the training loss fell {drop:.0%}, while the range test lowered it {sweep_drop:.0%}.")
         return Finding.of("T302", summary, evidence, fix=f"training.lr: {_lr(suggested)}", confidence=0.85)
     # No rate of this optimizer made the loss fall within the sweep: the small batch is the witness.
@@ -565,7 +599,9 @@ def bad_initial_loss(ev: Evidence) -> Finding | None:
       when the neutral output's loss is 10x the best constant's or more: the
       targets sit far from where any untrained output starts (a target mean
       more than 3 standard deviations from 0, or a class rarer than about 1 in
-      80); min-max scaled targets (about 2.8x) stay below.
+      80); min-max scaled targets (about 2.8x) stay below. Outputs far too
+      large are critical when the run also ends no better than a constant:
+      they saturate the loss and the gates, and the run never leaves its start.
 
     Example
       Weekly CO2 in ppm as an unscaled target: the untrained LSTM starts at a
@@ -588,9 +624,13 @@ def bad_initial_loss(ev: Evidence) -> Finding | None:
     evidence = {"initial_loss": initial, "neutral_output_loss": neutral, "best_constant_loss": expected}
     if initial >= INIT_FACTOR * neutral:
         evidence["over_neutral"] = round(initial / neutral, 2)
+        stuck = not_learning(ev)
+        effect = ", and the trained model does no better than a constant" if stuck else ""
         summary = (f"The untrained model's loss is {initial:.3g}, {_gap(initial / neutral)} what a neutral output gives "
-                   f"({neutral:.3g}): its initial outputs are far too large.")
-        return Finding.of("T313", summary, evidence, fix="model.init: default (smaller initial weights)", confidence=0.75)
+                   f"({neutral:.3g}): its initial outputs are far too large{effect}.")
+        # Outputs that start saturated behind a run that never left a constant explain that collapse: as severe.
+        return Finding.of("T313", summary, evidence, fix="model.init: default (smaller initial weights)",
+                          severity="critical" if stuck else "warning", confidence=0.85 if stuck else 0.75)
     if neutral >= OFFSET_FACTOR * expected:
         evidence["neutral_over_constant"] = round(neutral / expected, 2)
         summary = (f"The untrained model starts at a loss of {initial:.3g}, {_gap(initial / expected)} the best "

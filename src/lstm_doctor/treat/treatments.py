@@ -73,11 +73,18 @@ def _difference(c: SetupConfig, ev: Evidence) -> Change | None:
 
 
 def _suggested_lr(c: SetupConfig, ev: Evidence) -> Change | None:
-    lr = ev.get("lr_suggested")
+    """The range test's rate; with data off unit scale, the rate of the sweep on the standardized
+    data, which only holds together with that scaling."""
+    scaled = "scaled_lr_safe_range" in ev
+    lr = ev.get("scaled_lr_suggested" if scaled else "lr_suggested")
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         return None
     ratio = lr / c.training.lr
-    return {"training": {"lr": float(f"{lr:.2g}")}} if ratio > 2 or ratio < 0.5 else None
+    if not (ratio > 2 or ratio < 0.5):
+        return None
+    rate = {"training": {"lr": float(f"{lr:.2g}")}}
+    scaling = _scale_all(c, ev) if scaled else None
+    return merge(scaling, rate) if scaling else rate
 
 
 def _lr_down(c: SetupConfig, ev: Evidence) -> Change | None:
