@@ -188,6 +188,30 @@ def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
 
 
 
+def test_what_the_armed_hooks_add_to_the_loops_own_passes_counts_as_the_sampled_steps_cost(italy_power):
+    """On a sampled step the loop's own forward runs on inputs the watch differentiates; a model slowed by that
+    (here 20 ms when its input requires a gradient) costs the sampled step more than the watch's timers see."""
+    import time
+
+    class SlowWhenDifferentiated(Classifier):
+        def forward(self, x):
+            if x.requires_grad:
+                time.sleep(0.02)
+            return super().forward(x)
+
+    x, y, _, _ = italy_tensors(italy_power)
+
+    def interval(cls):
+        torch.manual_seed(0)
+        model = cls(nn.LSTM, 1, 2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with watch(model, optimizer, every=5) as w:
+            train_loop(model, optimizer, nn.CrossEntropyLoss(), x, y, x[:8], y[:8], epochs=20, w=w)
+        return w.interval
+
+    assert interval(SlowWhenDifferentiated) >= 3 * interval(Classifier)
+
+
 def test_norm_spacing_thins_the_gradient_norm_only_where_it_costs_a_share_of_the_step():
     # A 40 us read against a 0.8 ms step (a 16-unit model) is 5% of it: every 8th step (5 rounded up to a power of two)
     # keeps it under 1%; against a 10 ms step it is 0.4%, and every step is read.

@@ -18,8 +18,10 @@ k a power of two chosen so that it takes at most a quarter of ``max_overhead``
 evidence. Everything else runs on sampled steps only, where forward and tensor
 hooks are registered for that one step and removed after it. The sampled steps
 are spaced by what they cost: the watch times its own work on sampled and on
-plain steps (the norm's reads and ``log()`` included) against the loop's plain
-step (the time between two optimizer steps), and widens the spacing, in
+plain steps (the norm's reads and ``log()`` included), and what a sampled
+step's own forward and backward took beyond a plain one (the hooks armed for
+it slow them), against the loop's plain step (the time between two optimizer
+steps), and widens the spacing, in
 multiples of the user's ``every``, so that its share of the loop's time stays
 near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
 
@@ -524,7 +526,13 @@ class Watch:
             self._begin()
         sampled = self.state.step == self._next
         if self._last_begin is not None:  # the loop's own time for its last step
-            self._plain.append(begin - self._last_begin - (self._own - self._own_then))
+            loop_s = begin - self._last_begin - (self._own - self._own_then)
+            if sampled and len(self._plain) >= MIN_PLAIN:
+                # The loop's own forward and backward ran with the capture hooks armed: what they took
+                # beyond a plain step is the sampled step's cost too, though no timer of the watch saw it.
+                self._cycle_s += max(0.0, loop_s - self._plain_step())
+            else:
+                self._plain.append(loop_s)
         self._last_begin, self._own_then = begin, self._own
         if self._check is not None:
             verdict = self._check.verdict()
