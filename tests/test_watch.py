@@ -190,13 +190,13 @@ def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
 
 def test_what_the_armed_hooks_add_to_the_loops_own_passes_counts_as_the_sampled_steps_cost(italy_power):
     """On a sampled step the loop's own forward runs on inputs the watch differentiates; a model slowed by that
-    (here 20 ms when its input requires a gradient) costs the sampled step more than the watch's timers see."""
+    (here 50 ms when its input requires a gradient) costs the sampled step more than the watch's timers see."""
     import time
 
     class SlowWhenDifferentiated(Classifier):
         def forward(self, x):
             if x.requires_grad:
-                time.sleep(0.02)
+                time.sleep(0.05)
             return super().forward(x)
 
     x, y, _, _ = italy_tensors(italy_power)
@@ -209,7 +209,8 @@ def test_what_the_armed_hooks_add_to_the_loops_own_passes_counts_as_the_sampled_
             train_loop(model, optimizer, nn.CrossEntropyLoss(), x, y, x[:8], y[:8], epochs=20, w=w)
         return w.interval
 
-    assert interval(SlowWhenDifferentiated) >= 3 * interval(Classifier)
+    # A sampled step of a 16-unit model costs the watch a few ms (more on a loaded machine): 50 ms more is many times it.
+    assert interval(SlowWhenDifferentiated) >= 4 * interval(Classifier)
 
 
 def test_norm_spacing_thins_the_gradient_norm_only_where_it_costs_a_share_of_the_step():
