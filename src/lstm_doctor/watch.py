@@ -20,7 +20,7 @@ hooks are registered for that one step and removed after it. The sampled steps
 are spaced by what they cost: the watch times its own work on sampled and on
 plain steps (the norm's reads and ``log()`` included), and what a sampled
 step's own forward and backward took beyond a plain one (the hooks armed for
-it slow them), against the loop's plain step (the time between two optimizer
+it slow them) and what the next few steps took beyond it (caches refill), against the loop's plain step (the time between two optimizer
 steps), and widens the spacing, in
 multiples of the user's ``every``, so that its share of the loop's time stays
 near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
@@ -83,6 +83,14 @@ PLAIN_KEPT = 256  # the latest plain-step times, for their median
 # sampled steps may be thousands of steps apart, and so many small tensors should not pile up in between.
 NORMS_KEPT = 64
 MIN_PLAIN = 5  # plain steps timed before the spacing is judged
+# The loop's steps right after a sampled one run slower while caches refill (+150, +85, +50, +40 us on the
+# 0.8 ms steps of a 16-unit model; +100 to +500 us for ten steps on the 1.4 ms steps of a 32-unit one):
+# what they take beyond a plain step is the sampled step's cost too.
+SETTLING_STEPS = 16
+# For each second the watch's clock sees of its always-on work, this many more go where the clock cannot
+# see: torch's dispatch of the step hooks, the wrapped zero_grad, the calls into log() (13 us unseen
+# against 4.7 us seen per step of a 16-unit model; bench/RESULTS.md, "watch overhead").
+UNSEEN_PER_SEEN = 2.5
 
 
 def sampling_interval(every: int, cycle_s: float, plain_s: float, always_s: float, max_overhead: float) -> int:
@@ -324,6 +332,7 @@ class Watch:
         self._last_begin: float | None = None
         self._own, self._own_then = 0.0, 0.0  # all the watch's own seconds, and as they were at the last step
         self._cycle_s, self._cycles_s, self._cycles = 0.0, 0.0, 0
+        self._settling = 0  # steps after the latest counted sampled step still charged to it
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
         self._check: _AccumulationCheck | None = None
@@ -530,7 +539,10 @@ class Watch:
             if sampled and len(self._plain) >= MIN_PLAIN:
                 # The loop's own forward and backward ran with the capture hooks armed: what they took
                 # beyond a plain step is the sampled step's cost too, though no timer of the watch saw it.
-                self._cycle_s += max(0.0, loop_s - self._plain_step())
+                self._cycle_s += loop_s - self._plain_step()
+            elif self._settling:
+                self._settling -= 1
+                self._cycles_s += loop_s - self._plain_step()
             else:
                 self._plain.append(loop_s)
         self._last_begin, self._own_then = begin, self._own
@@ -625,11 +637,13 @@ class Watch:
                                               self._always_step(), self.max_overhead)
             self.record.every = self.interval
         self._next = step + self.interval
+        # The steps that follow are charged to this one, up to half the spacing: the rest stay plain steps, the yardstick.
+        self._settling = min(SETTLING_STEPS, self.interval // 2) if step > 0 and len(self._plain) >= MIN_PLAIN else 0
 
     def _always_step(self) -> float:
         """The watch's own seconds at a plain step, its gradient-norm reads spread over the steps between them
         (medians: the loop's own pauses fall on a few of them)."""
-        base = statistics.median(self._always) if self._always else 0.0
+        base = (1 + UNSEEN_PER_SEEN) * statistics.median(self._always) if self._always else 0.0
         return base + (statistics.median(self._norm_reads) / self.norm_every if self._norm_reads else 0.0)
 
     def _always_on(self, seconds: float) -> None:
