@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from collections import defaultdict
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from lstm_doctor import Finding
 from lstm_doctor.catalog import CODES
+from lstm_doctor.inspect.value_stats import column_stats
 from lstm_doctor.report import Report
 
 from bench.zoo import effects
@@ -17,7 +19,7 @@ from bench.zoo import faults as f
 from bench.zoo.datasets import DATASETS, HEALTHY, PERIOD, SPLIT_PARITY, healthy
 from bench.zoo.metrics import summarize
 from bench.zoo.results_page import BEGIN, END, write_section
-from bench.zoo.runner import baseline_losses, beats_baselines, full_training, run_one, score
+from bench.zoo.runner import baseline_losses, beats_baselines, evidence_path, full_training, rejudge, run_one, score
 from bench.zoo.scenarios import COMBINED, FAMILIES, NOT_YET_COVERED, SPLITS, all_scenarios, select, split_of
 
 SCENARIOS = all_scenarios()
@@ -247,16 +249,32 @@ def test_healthy_controls_beat_the_baselines_after_their_own_training(dataset):
     assert got["stopped"] == "completed" and got["beats_baselines"], got
 
 
+def test_saved_evidence_is_judged_again_with_the_rules_as_they_are():
+    """--rejudge: a case's saved evidence gets a new diagnosis; what the run measured stays."""
+    broken = next(s for s in SCENARIOS if s.family.startswith("D102 ") and s.severity == "obvious")
+    stats = column_stats(np.random.default_rng(0).normal(5198.0, 1000.0, 2000))  # ItalyPowerDemand x 1000 + 5000
+    saved = {"record": {**broken.describe(), "seconds": 4.2, "codes": ["T312"], "top1_ok": False, "rss_peak_mb": 700.0},
+             "evidence": {"feature_scale": {"x0": stats["magnitude"]}, "feature_stats": {"x0": stats}}}
+    record = rejudge(broken, saved)
+    assert record["codes"][0] == "D102" and record["top1_ok"] and record["findings"][0]["severity"] == "critical"
+    assert record["seconds"] == 4.2 and record["rss_peak_mb"] == 700.0 and record["id"] == broken.id
+    assert saved["record"]["codes"] == ["T312"]  # the saved record is left as it was
+
+
 @pytest.mark.slow
-def test_smoke_subset_runs_through_examine():
-    """A healthy control and an obvious fault, end to end through examine, come back scored."""
+def test_smoke_subset_runs_through_examine(tmp_path):
+    """A healthy control and an obvious fault, end to end through examine, come back scored; their saved
+    evidence, judged again, gives the same diagnosis."""
     control = next(s for s in SCENARIOS if s.is_healthy and s.dataset == "italy_power")
     broken = next(s for s in SCENARIOS if s.family.startswith("D102 ") and s.dataset == "italy_power" and s.severity == "obvious")
     rec = run_one(control, verify_healthy=False)
     assert rec["status"] != "error", rec.get("error")
     assert rec["seconds"] > 0 and rec["rss_peak_mb"] > 0 and rec["false_alarm"] in (True, False)
     assert rec["beats_baselines"]  # the examined run itself learned
-    rec = run_one(broken)
+    rec = run_one(broken, evidence_dir=str(tmp_path))
     assert rec["status"] != "error", rec.get("error")
     # Inputs at ~5000 into an LSTM: the one unmistakable fault the smoke run insists on.
     assert rec["codes"][0] == "D102" and rec["top1_ok"]
+    with open(evidence_path(str(tmp_path), broken), "rb") as f:
+        again = rejudge(broken, pickle.load(f))
+    assert again["codes"] == rec["codes"] and again["findings"] == rec["findings"] and again["symptom"] == rec["symptom"]

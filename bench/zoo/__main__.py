@@ -4,6 +4,8 @@
     python -m bench.zoo --list                      # the scenarios and counts, nothing run
     python -m bench.zoo --split report --results-md bench/RESULTS.md
     python -m bench.zoo --split report --codes D102,T301 --per-family 1 --treat   # the repair rate on a subset
+    python -m bench.zoo --split tuning --jobs 2 --evidence-dir /tmp/zoo-ev   # also keep what each case measured
+    python -m bench.zoo --split tuning --rejudge /tmp/zoo-ev   # judge it again with the rules as they are now: seconds
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from lstm_doctor.report import plain, write_atomic
 
 from bench.zoo.metrics import summarize
 from bench.zoo.results_page import write_section
-from bench.zoo.runner import print_progress, run_all
+from bench.zoo.runner import evidence_path, print_progress, progress_line, rejudge, run_all
 from bench.zoo.scenarios import NOT_YET_COVERED, SPLITS, all_scenarios, select
 
 
@@ -61,7 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-limit", type=float, default=300.0, help="examine's own time limit per case, seconds")
     p.add_argument("--treat", action="store_true", help="also ask for treatments and measure the repair rate")
     p.add_argument("--no-verify-healthy", action="store_true", help="skip the full training of healthy controls")
-    p.add_argument("--out", default="bench/zoo_results.json", help="results JSON (rewritten after every case)")
+    p.add_argument("--out", default=None, help="results JSON, rewritten after every case (default: bench/zoo_results.json; "
+                   "with --rejudge, none)")
+    p.add_argument("--evidence-dir", default=None, help="also save each case's record and evidence in this folder")
+    p.add_argument("--rejudge", metavar="DIR", default=None,
+                   help="run nothing: judge the evidence saved in DIR (by --evidence-dir) with the current rules and ranking")
     p.add_argument("--results-md", default=None, help="also write the zoo's section of this RESULTS.md")
     p.add_argument("--list", action="store_true", help="list the selected scenarios and counts; run nothing")
     return p.parse_args(argv)
@@ -84,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         print("No scenario matches these options.", file=sys.stderr)
         return 2
+    if args.rejudge:
+        return rejudge_saved(args, chosen)
+    args.out = args.out or "bench/zoo_results.json"
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     run: dict[str, Any] = {
         "command": "python -m bench.zoo " + shlex.join(sys.argv[1:] if argv is None else argv),
@@ -104,16 +113,45 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     run_all(chosen, jobs=args.jobs, threads=threads, on_result=save, budget=args.budget, time_limit=args.time_limit,
-            treat=args.treat, verify_healthy=not args.no_verify_healthy)
+            treat=args.treat, verify_healthy=not args.no_verify_healthy, evidence_dir=args.evidence_dir)
     run["wall_seconds"] = round(time.perf_counter() - t0, 1)
     run["machine"]["load_average_end"] = os.getloadavg()
     result = {**run, "summary": summarize(records), "records": records}
     write_atomic(args.out, json.dumps(plain(result), indent=1) + "\n")
     if args.results_md:
         write_section(result, args.results_md)
-    s = result["summary"]
+    print_summary(result["summary"], args.out)
+    return 0
+
+
+def print_summary(s: dict[str, Any], out: str | None) -> None:
     print(f"top-1 {s['top1']['rate']} top-3 {s['top3']['rate']} false alarms {s['false_alarm']['rate']} "
-          f"symptom {s['symptom']['rate']} median {s['seconds']['median']} s -> {args.out}", file=sys.stderr)
+          f"symptom {s['symptom']['rate']} median {s['seconds']['median']} s" + (f" -> {out}" if out else ""), file=sys.stderr)
+
+
+def rejudge_saved(args: argparse.Namespace, chosen: list) -> int:
+    """--rejudge: the saved cases of the selection judged again (no probe runs); prints the misses and the metrics."""
+    import pickle
+
+    saved = [(s, evidence_path(args.rejudge, s)) for s in chosen]
+    present = [(s, p) for s, p in saved if os.path.exists(p)]
+    if not present:
+        print(f"No saved evidence for these scenarios in {args.rejudge}; save some with --evidence-dir.", file=sys.stderr)
+        return 2
+    records = []
+    for i, (scenario, path) in enumerate(present, start=1):
+        with open(path, "rb") as f:
+            record = rejudge(scenario, pickle.load(f))
+        records.append(record)
+        if record.get("false_alarm") or record.get("top1_ok") is False or record.get("top3_ok") is False:
+            print(progress_line(record, i, len(present)), file=sys.stderr)
+    summary = summarize(records)
+    if args.out:
+        result = {"command": "python -m bench.zoo " + shlex.join(sys.argv[1:]), "rejudged_from": args.rejudge,
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S"), "summary": summary, "records": records}
+        write_atomic(args.out, json.dumps(plain(result), indent=1) + "\n")
+    print(f"{len(present)} of {len(chosen)} selected cases had saved evidence.", file=sys.stderr)
+    print_summary(summary, args.out)
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import resource
 import sys
 import time
@@ -22,9 +23,13 @@ import torch
 
 from lstm_doctor import Setup, examine
 from lstm_doctor.budget import get_budget
+from lstm_doctor.evidence import Evidence
 from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.baselines import baselines
+from lstm_doctor.rank import rank
 from lstm_doctor.report import Report
+from lstm_doctor.rules import judge
+from lstm_doctor.symptom import judge_symptom
 
 from bench.zoo.repair import IN_RATE, measure
 from bench.zoo.scenarios import Scenario
@@ -103,14 +108,43 @@ def _repair(scenario: Scenario, setup: Setup, report: Report, budget: str) -> di
         return {"outcome": "error", "error": f"{type(err).__name__}: {err}"}
 
 
+def _findings(report: Report) -> list[dict[str, Any]]:
+    return [{"code": f.code, "severity": f.severity, "rank": f.rank, "confidence": f.confidence, "summary": f.summary}
+            for f in report.findings]
+
+
+def evidence_path(directory: str, scenario: Scenario) -> str:
+    return os.path.join(directory, scenario.id.replace("/", "__") + ".pkl")
+
+
+def save_evidence(directory: str, scenario: Scenario, record: dict[str, Any], evidence: Evidence) -> None:
+    """Keep a case's record and everything its probes measured, to judge it again without probing."""
+    os.makedirs(directory, exist_ok=True)
+    path = evidence_path(directory, scenario)
+    with open(path + ".tmp", "wb") as f:
+        pickle.dump({"record": record, "evidence": dict(evidence)}, f)
+    os.replace(path + ".tmp", path)
+
+
+def rejudge(scenario: Scenario, saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved case judged again with the rules, ranking and symptom as they are now: its record with
+    the diagnosis replaced (the run's own measurements, times and memory kept as they were)."""
+    ev = Evidence(saved["evidence"])
+    report = Report(findings=rank(judge(ev)), symptom=judge_symptom(ev))
+    record = {**saved["record"], **scenario.describe()}
+    record.update(score(scenario, report), findings=_findings(report))
+    return record
+
+
 def _final_val(report: Report) -> dict[str, float]:
     val = (report.probes.get("loss_curve") or {}).get("val") or []
     return {k: v for k, v in val[-1].items() if _finite(v)} if val else {}
 
 
 def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | None = 300.0, treat: bool = False,
-            verify_healthy: bool = True) -> dict[str, Any]:
-    """Examine one scenario; never raises (a failure is recorded as the outcome)."""
+            verify_healthy: bool = True, evidence_dir: str | None = None) -> dict[str, Any]:
+    """Examine one scenario; never raises (a failure is recorded as the outcome). With ``evidence_dir``,
+    the record and the evidence are also saved there, for :func:`rejudge`."""
     record: dict[str, Any] = scenario.describe()
     start_rss = peak_rss_mb()
     t0 = time.perf_counter()
@@ -133,8 +167,7 @@ def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | No
     record.update(
         status=report.status,
         notes=report.notes,
-        findings=[{"code": f.code, "severity": f.severity, "rank": f.rank, "confidence": f.confidence, "summary": f.summary}
-                  for f in report.findings],
+        findings=_findings(report),
         timing=report.timing,
         baseline_loss={k: v.get("loss") for k, v in report.baselines.items()},
         final_val=_final_val(report),
@@ -148,6 +181,8 @@ def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | No
         record["full_training"] = full_training(setup, record["baseline_loss"])
     record["rss_peak_mb"] = round(peak_rss_mb(), 1)
     record["rss_growth_mb"] = round(record["rss_peak_mb"] - start_rss, 1)
+    if evidence_dir is not None and report.evidence is not None:
+        save_evidence(evidence_dir, scenario, record, report.evidence)
     return record
 
 

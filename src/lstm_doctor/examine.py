@@ -83,6 +83,7 @@ def examine(
         note_training_faults(report, ctx.evidence)
         report.findings = rank(judge_noting_failures(report, ctx.evidence, ignore))
         report.symptom = judge_symptom(ctx.evidence)
+        report.evidence = ctx.evidence
         report.baselines = ctx.evidence.get("baselines", {})
         report.probes = ctx.plots
         if treat and report.status == "complete":

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from lstm_doctor.catalog import CODES, SEVERITIES
+from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
 
 SCHEMA = "lstm-doctor/report/v1"
@@ -95,6 +96,9 @@ class Report:
     # Ctrl-C cut the run short (status is then "incomplete"); not in the JSON: the
     # command line exits 130 on it, as an interrupted command does.
     interrupted: bool = False
+    # Every measurement the rules judged (raw numbers, for the Python API and for judging
+    # again with other rules); not in the JSON, whose findings carry the numbers that matter.
+    evidence: Evidence | None = field(default=None, repr=False)
 
     def worst(self) -> str | None:
         """The most severe severity among the findings, or None."""

@@ -261,7 +261,7 @@ def judge_loop(ctx: ProbeContext, setup: dict[str, Any], logged: bool) -> Report
     report = Report(setup=setup)
     report.findings = rank(judge_noting_failures(report, ev))
     report.symptom = judge_symptom(ev)
-    report.probes = ctx.plots
+    report.probes, report.evidence = ctx.plots, ev
     if not logged:
         report.notes.append("No training losses were logged; the loss curve and the symptom are not measured.")
     note_training_faults(report, ev)
