@@ -118,6 +118,23 @@ def test_raw_scale_forecast_gets_a_verified_scaling_fix(sunspots_frame):
     assert result.recommended_setup["data"]["scale"] == "standard"
 
 
+def test_two_faults_that_each_block_learning_are_treated_together(italy_power):
+    # Inputs at ~5000 pin every gate, so a better rate alone does nothing; plain SGD at 1e-6 hardly moves the
+    # weights, so scaling alone does nothing either: only both at once let the model learn.
+    raw = {**italy_power, "X": italy_power["X"] * 1000.0 + 5000.0, "X_val": italy_power["X_val"] * 1000.0 + 5000.0}
+    setup = setup_from(raw, data={"scale": "none", "task": "binary"}, model={"hidden": 16},
+                       training={"optimizer": "sgd", "lr": 1e-6, "epochs": 150})
+    findings = [Finding.of("D102", "raw inputs", severity="critical"), Finding.of("T302", "rate far too low", severity="critical")]
+    # 400 steps: Adam at 1e-3 needs a few hundred to lift ItalyPowerDemand off chance.
+    result = treat(setup, findings, Evidence(source_kind="arrays"), replace(TINY, train_steps=400))
+    singles = {t["name"]: t for t in result.treatments if not t["name"].startswith("together")}
+    assert {"scale-inputs-and-target", "switch-to-adam"} <= set(singles) and not any(t["verified"] for t in singles.values())
+    together = next(t for t in result.treatments if t["name"].startswith("together"))
+    assert together["verified"] and together["recommended"] and set(together["for"]) == {"D102", "T302"}
+    assert result.recommended_setup["data"]["scale"] == "standard" and result.recommended_setup["training"]["optimizer"] == "adam"
+    assert findings[1].verified["improved"] and findings[1].verified["treatment"] == together["name"]
+
+
 def test_no_signal_gets_no_false_fix():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(240, 20, 2)).astype(np.float32)

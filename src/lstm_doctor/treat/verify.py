@@ -3,7 +3,11 @@
 A treatment is verified only when the validation metric that matters for the
 task improves by at least 5% on average over at least 3 seeds and a one-sided
 Welch t-test gives p < 0.1. Verified treatments are then combined; the
-combination is kept only when it beats the best single treatment.
+combination is kept only when it beats the best single treatment. When none
+verifies alone, two critical faults may each be blocking learning (raw inputs
+and a rate far too low: scaling does nothing at that rate, the rate nothing
+with every gate pinned), so the treatments of the two best-ranked critical
+findings are tried together, once, and verified like any other.
 """
 
 from __future__ import annotations
@@ -186,8 +190,24 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
             "recommended": False,
         }
     out.treatments = list(entries.values())
-    _mark_findings(findings, entries, len(seeds))
     verified = sorted((e for e in entries.values() if e["verified"]), key=lambda e: e["metric"]["relative_gain"])
+    pair = _two_blockers(chosen, findings) if not verified else None
+    if pair is not None:
+        label, change = "together: " + " + ".join(t.name for t, _, _ in pair), merge(*(c for _, c, _ in pair))
+        try:
+            results = run([(label, apply_change(config, change))])[label]
+        except KeyboardInterrupt:
+            results, out.complete, out.interrupted = [], False, True
+        after = trial_scores(results, metric, worst)
+        if len(after) >= MIN_SEEDS:
+            verdict = compare(before, after, lower)
+            entry = {"name": label, "for": sorted({c for _, _, codes in pair for c in codes}), "change": change,
+                     "change_text": describe(change), "metric": {"name": f"val_{metric}", **verdict},
+                     "verified": verdict["improved"], "recommended": False,
+                     "curves": {"before": _curve(grouped["untreated"]), "after": _curve(results)}}
+            out.treatments.append(entry)
+            verified = [entry] if entry["verified"] else []
+    _mark_findings(findings, {e["name"]: e for e in out.treatments}, len(seeds))
     if not verified:
         out.notes.append("No treatment measurably improved the validation "
                          f"{metric.replace('_', ' ')}; the causes found are not fixed by these changes.")
@@ -216,6 +236,25 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
     out.recommended = chosen_entry["change"]
     out.recommended_setup = apply_change(config, out.recommended).model_dump(mode="json")
     return out
+
+
+def _two_blockers(chosen: list[tuple[Treatment, Change, list[str]]],
+                  findings: list[Finding]) -> list[tuple[Treatment, Change, list[str]]] | None:
+    """The first treatments of the two best-ranked critical findings, when they are different treatments
+    for different findings (each alone may be blocked by the other fault); None otherwise."""
+    critical = [f.code for f in findings if f.severity == "critical"]
+    first: dict[str, tuple[Treatment, Change, list[str]]] = {}
+    for candidate in chosen:
+        for code in candidate[2]:
+            first.setdefault(code, candidate)
+    picked: list[tuple[Treatment, Change, list[str]]] = []
+    for code in critical:
+        candidate = first.get(code)
+        if candidate is not None and all(candidate is not p and not set(candidate[2]) & set(p[2]) for p in picked):
+            picked.append(candidate)
+        if len(picked) == 2:
+            return picked
+    return None
 
 
 def _curve(results: list[dict | None]) -> dict[str, list[float]]:
