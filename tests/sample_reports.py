@@ -55,6 +55,8 @@ def full_report(hostile: str = XSS_SCRIPT) -> Report:
             "baselines": {"mean": {"loss": 1.0}, "persistence": {"loss": 0.4}},
             "lr_range": {"lr": lr.tolist(), "loss": lr_loss, "smoothed": lr_loss, "suggested_lr": 3e-3,
                          "safe_range": [1e-4, 1e-2], "user_lr": 1e-3},
+            "lr_range_standardized": {"lr": lr.tolist(), "loss": lr_loss, "smoothed": lr_loss, "suggested_lr": 5e-3,
+                                      "safe_range": [2e-4, 2e-2], "user_lr": 1e-3},
             "gradients": {"steps": steps, "per_layer": per_layer, "clipped_fraction": None},
             "memory_length": {"lag": list(range(12)), "relative_grad": (0.5 ** np.arange(12)).tolist(),
                               "memory_length": 6, "window": 12, "relative_grad_init": (0.7 ** np.arange(12)).tolist(),

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 import lstm_doctor
 from lstm_doctor.budget import BUDGETS
 from lstm_doctor.inspect import inspect_setup
 from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.lr_range import LR_END, LR_START, Valley, combine, find_valley, lr_range, sweep
+from lstm_doctor.render.plots import draw_lr_range
 
 STEPS = 300
 
@@ -112,6 +115,10 @@ def test_off_scale_data_gets_a_second_sweep_on_the_standardized_data(sunspots_fr
     assert 1e-3 <= ev.scaled_lr_suggested <= 3e-2 and 0 < ev.scaled_lr_range_drop < 1
     assert ev.scaled_lr_suggested == pytest.approx(fed_scaled.evidence.lr_suggested, rel=1.0)
     assert ev.lr_suggested is None or ev.lr_suggested > 3 * ev.scaled_lr_suggested
+    # The report shows both sweeps: the one the rate findings judge by gets a plot of its own.
+    assert "lr_range_standardized" in raw.plots and "lr_range_standardized" not in fed_scaled.plots
+    assert raw.plots["lr_range_standardized"]["suggested_lr"] == ev.scaled_lr_suggested
+    assert draw_lr_range(Figure(), raw.plots, {}, key="lr_range_standardized")
 
 
 def test_seeds_are_combined_by_their_median() -> None:

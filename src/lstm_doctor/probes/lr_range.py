@@ -34,10 +34,12 @@ Evidence written: ``user_lr``, ``lr_suggested``, ``lr_safe_range`` ([lo, hi]),
 ``lr_range_start_loss`` and ``lr_range_min_loss`` (smoothed training loss at
 the start of the sweep and at its minimum), ``lr_range_drop`` (the fall from
 start to minimum as a fraction of the start), ``lr_range_stop_lr`` (the rate at
-which the sweep stopped for divergence, or None), ``lr_range_steps``; with off-scale data also ``scaled_lr_suggested``,
-``scaled_lr_safe_range``, ``scaled_lr_range_drop`` and ``scaled_lr_range_stop_lr``
-(the sweep on the standardized data).
-Plot ``lr_range``: ``lr``, ``loss``, ``smoothed``, ``suggested_lr``, ``safe_range``, ``user_lr``.
+which the sweep stopped for divergence, or None), ``lr_range_steps``; with
+off-scale data also ``scaled_lr_suggested``, ``scaled_lr_safe_range``,
+``scaled_lr_range_drop`` and ``scaled_lr_range_stop_lr`` (the sweep on the
+standardized data).
+Plot ``lr_range``: ``lr``, ``loss``, ``smoothed``, ``suggested_lr``, ``safe_range``, ``user_lr``;
+``lr_range_standardized`` likewise for the sweep on the standardized data.
 """
 
 from __future__ import annotations
@@ -208,11 +210,18 @@ def lr_range(ctx: ProbeContext) -> None:
         lr_range_stop_lr=found.stop_lr,
         lr_range_steps=steps,
     )
-    lrs, losses, _ = runs[0]
-    ctx.plots["lr_range"] = {"lr": lrs.tolist(), "loss": losses, "smoothed": smooth(losses, steps).tolist(),
-                             "suggested_lr": found.suggested, "safe_range": safe, "user_lr": lr}
+    ctx.plots["lr_range"] = _plot(runs[0], steps, found, lr)
     if off_scale:
         scaled = replace(setup, data=setup.data.standardized())
-        fixed = combine([sweep(scaled, steps, setup.seed + k, ctx.deadline)[2] for k in range(ctx.budget.seeds)])
+        runs = [sweep(scaled, steps, setup.seed + k, ctx.deadline) for k in range(ctx.budget.seeds)]
+        fixed = combine([v for _, _, v in runs])
         ev.update(scaled_lr_suggested=fixed.suggested, scaled_lr_safe_range=list(fixed.safe) if fixed.safe else None,
                   scaled_lr_range_drop=_drop(fixed), scaled_lr_range_stop_lr=fixed.stop_lr)
+        ctx.plots["lr_range_standardized"] = _plot(runs[0], steps, fixed, lr)
+
+
+def _plot(run: tuple[np.ndarray, list[float], Valley], steps: int, found: Valley, lr: float) -> dict:
+    """One sweep's curve with the seeds' combined suggestion and safe range."""
+    lrs, losses, _ = run
+    return {"lr": lrs.tolist(), "loss": losses, "smoothed": smooth(losses, steps).tolist(),
+            "suggested_lr": found.suggested, "safe_range": list(found.safe) if found.safe else None, "user_lr": lr}

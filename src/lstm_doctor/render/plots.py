@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from functools import partial
 from typing import Any, Callable
 
 import matplotlib
@@ -120,8 +121,8 @@ def draw_loss_curve(fig: Figure, probes: dict, baselines: dict) -> bool:
     return True
 
 
-def draw_lr_range(fig: Figure, probes: dict, baselines: dict) -> bool:
-    data = probes.get("lr_range") or {}
+def draw_lr_range(fig: Figure, probes: dict, baselines: dict, key: str = "lr_range") -> bool:
+    data = probes.get(key) or {}
     lr, loss, smoothed = nums(data.get("lr")), nums(data.get("loss")), nums(data.get("smoothed"))
     if len(lr) != len(loss) or not finite(loss) or not all(v > 0 for v in finite(lr)):
         return False
@@ -384,6 +385,10 @@ PLOTS: list[tuple[str, str, str, str, Draw]] = [
     ("lr_range", "lr_range", "Learning-rate range test",
      "Training loss while the learning rate grows step by step. Good rates lie where the loss falls fastest; "
      "past the minimum, updates overshoot.", draw_lr_range),
+    ("lr_range_standardized", "lr_range_standardized", "Learning-rate range test on your data standardized",
+     "The same sweep with your inputs (and a regression target) standardized with training statistics, run because "
+     "your data reaches the model far off unit scale: the rate findings (T301, T302) judge your rate by this one.",
+     partial(draw_lr_range, key="lr_range_standardized")),
     ("gradients", "gradients", "Gradient norm per layer",
      "Norm of each layer's gradient over the sampled training steps. Spikes mean exploding gradients; "
      "values near zero mean the layer gets no learning signal.", draw_gradients),
