@@ -163,7 +163,7 @@ def test_sampling_interval_keeps_the_share_and_the_users_least_spacing():
 
 def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
     """A 16-unit model: a sampled step (gates recomputed step by step, input gradients, per-layer norms) costs the
-    watch several of its plain steps, so sampling every 5 steps would take far more than 4% of the loop."""
+    watch several of its plain steps, so sampling every 5 steps would take far more than 3% of the loop."""
     x, y, _, _ = italy_tensors(italy_power)
 
     def run(every, **kwargs):
