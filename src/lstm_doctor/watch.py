@@ -18,12 +18,12 @@ k a power of two chosen so that it takes at most a quarter of ``max_overhead``
 evidence. Everything else runs on sampled steps only, where forward and tensor
 hooks are registered for that one step and removed after it. The sampled steps
 are spaced by what they cost: the watch times its own work on sampled and on
-plain steps (the norm's reads and ``log()`` included), and what a sampled
-step's own forward and backward took beyond a plain one (the hooks armed for
-it slow them) and what the next few steps took beyond it (caches refill), against the loop's plain step (the time between two optimizer
-steps), and widens the spacing, in
-multiples of the user's ``every``, so that its share of the loop's time stays
-near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
+plain steps (the norm's reads and ``log()`` included), what a sampled step's
+own forward and backward took beyond a plain one (the hooks armed for it slow
+them) and what the next few steps took beyond it (caches refill), against the
+loop's plain step (the time between two optimizer steps), and widens the
+spacing, in multiples of the user's ``every``, so that its share of the loop's
+time stays near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
 
 The watched loop trains exactly as without the watch: inputs are differentiated
 through a detached copy, and measurements run under
