@@ -135,6 +135,22 @@ def test_two_faults_that_each_block_learning_are_treated_together(italy_power):
     assert findings[1].verified["improved"] and findings[1].verified["treatment"] == together["name"]
 
 
+def test_a_fix_masked_by_the_fault_another_fix_mends_joins_the_combination():
+    # The fault zoo's ItalyPowerDemand with inputs at x20 + 50 and plain SGD at 1e-4 (D102+T302, subtle): Adam
+    # alone lifts balanced accuracy to ~0.63, scaling alone does nothing at that rate; both reach ~0.97.
+    from bench.zoo.scenarios import all_scenarios
+
+    case = next(s for s in all_scenarios() if s.id.startswith("d102-t302-combined/italy_power/subtle"))
+    findings = [Finding.of("D102", "raw inputs", severity="critical"), Finding.of("T302", "rate far too low", severity="critical")]
+    result = treat(case.case().setup(), findings, Evidence(source_kind="arrays"), BUDGETS["quick"])
+    by_name = {t["name"]: t for t in result.treatments}
+    assert by_name["switch-to-adam"]["verified"] and not by_name["scale-inputs-and-target"]["verified"]
+    combined = next(t for t in result.treatments if t["name"].startswith("combined"))
+    assert combined["recommended"] and set(combined["for"]) >= {"D102", "T302"}
+    assert combined["metric"]["after"]["mean"] > by_name["switch-to-adam"]["metric"]["after"]["mean"] + 0.1
+    assert result.recommended_setup["data"]["scale"] == "standard" and result.recommended_setup["training"]["optimizer"] == "adam"
+
+
 def test_no_signal_gets_no_false_fix():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(240, 20, 2)).astype(np.float32)

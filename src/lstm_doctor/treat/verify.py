@@ -2,8 +2,10 @@
 
 A treatment is verified only when the validation metric that matters for the
 task improves by at least 5% on average over at least 3 seeds and a one-sided
-Welch t-test gives p < 0.1. Verified treatments are then combined; the
-combination is kept only when it beats the best single treatment. When none
+Welch t-test gives p < 0.1. Verified treatments are then combined, with the
+tried treatments of critical findings that none of them covers (a fault fixed
+may have masked them); the combination is kept only when it beats the best
+single treatment. When none
 verifies alone, two critical faults may each be blocking learning (raw inputs
 and a rate far too low: scaling does nothing at that rate, the rate nothing
 with every gate pinned), so the treatments of the two best-ranked critical
@@ -213,9 +215,10 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
                          f"{metric.replace('_', ' ')}; the causes found are not fixed by these changes.")
         return out
     best = chosen_entry = verified[-1]
-    if len(verified) > 1:
-        combined = merge(*(e["change"] for e in verified))  # the best treatment's values win conflicts
-        label = "combined: " + " + ".join(e["name"] for e in reversed(verified))
+    parts = _masked(findings, entries, verified) + verified  # the best treatment's values win conflicts
+    if len(parts) > 1:
+        combined = merge(*(e["change"] for e in parts))
+        label = "combined: " + " + ".join(e["name"] for e in reversed(parts))
         try:
             combo = trial_scores(run([(label, apply_change(config, combined))])[label], metric, worst)
         except KeyboardInterrupt:
@@ -224,7 +227,7 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
             vs_best = compare(best["metric"]["after"]["values"], combo, lower)
             verdict = compare(before, combo, lower)
             entry = {
-                "name": label, "for": sorted({c for e in verified for c in e["for"]}), "change": combined,
+                "name": label, "for": sorted({c for e in parts for c in e["for"]}), "change": combined,
                 "change_text": describe(combined), "metric": {"name": f"val_{metric}", **verdict},
                 "verified": verdict["improved"], "beats_best_single": vs_best["relative_gain"] > 0, "curves": {},
                 "recommended": False,
@@ -255,6 +258,23 @@ def _two_blockers(chosen: list[tuple[Treatment, Change, list[str]]],
         if len(picked) == 2:
             return picked
     return None
+
+
+def _masked(findings: list[Finding], entries: dict[str, dict[str, Any]],
+            verified: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tried, unverified treatments of critical findings no verified treatment covers: each may have been
+    masked by the fault a verified one fixes (scaling shows nothing at a rate far too low), so they join the
+    combination, which is kept only when it beats the best single treatment."""
+    covered = {c for e in verified for c in e["for"]}
+    masked: list[dict[str, Any]] = []
+    for f in findings:
+        if f.severity != "critical" or f.code in covered:
+            continue
+        entry = next((e for e in entries.values() if f.code in e["for"] and not e["verified"]), None)
+        if entry is not None:
+            masked.append(entry)
+            covered |= set(entry["for"])
+    return masked
 
 
 def _curve(results: list[dict | None]) -> dict[str, list[float]]:
