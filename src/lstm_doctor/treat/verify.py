@@ -192,89 +192,66 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
             "recommended": False,
         }
     out.treatments = list(entries.values())
-    verified = sorted((e for e in entries.values() if e["verified"]), key=lambda e: e["metric"]["relative_gain"])
-    pair = _two_blockers(chosen, findings) if not verified else None
-    if pair is not None:
-        label, change = "together: " + " + ".join(t.name for t, _, _ in pair), merge(*(c for _, c, _ in pair))
+
+    def joint(prefix: str, parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Tried treatments applied at once (the last one's values win conflicts), trialled and judged like one."""
+        change = merge(*(e["change"] for e in parts))
+        label = prefix + " + ".join(e["name"] for e in reversed(parts))
         try:
             results = run([(label, apply_change(config, change))])[label]
         except KeyboardInterrupt:
             results, out.complete, out.interrupted = [], False, True
         after = trial_scores(results, metric, worst)
-        if len(after) >= MIN_SEEDS:
-            verdict = compare(before, after, lower)
-            entry = {"name": label, "for": sorted({c for _, _, codes in pair for c in codes}), "change": change,
-                     "change_text": describe(change), "metric": {"name": f"val_{metric}", **verdict},
-                     "verified": verdict["improved"], "recommended": False,
-                     "curves": {"before": _curve(grouped["untreated"]), "after": _curve(results)}}
-            out.treatments.append(entry)
-            verified = [entry] if entry["verified"] else []
+        if len(after) < MIN_SEEDS:
+            return None
+        verdict = compare(before, after, lower)
+        entry = {"name": label, "for": sorted({c for e in parts for c in e["for"]}), "change": change,
+                 "change_text": describe(change), "metric": {"name": f"val_{metric}", **verdict},
+                 "verified": verdict["improved"], "recommended": False,
+                 "curves": {"before": _curve(grouped["untreated"]), "after": _curve(results)}}
+        out.treatments.append(entry)
+        return entry
+
+    verified = sorted((e for e in entries.values() if e["verified"]), key=lambda e: e["metric"]["relative_gain"])
+    # Nothing verified alone: two critical faults may each block the other's fix, so theirs are tried together.
+    together = _uncovered(findings, entries, [])[:2] if not verified else []
+    if len(together) == 2:
+        entry = joint("together: ", together[::-1])  # named best-ranked first
+        verified = [entry] if entry is not None and entry["verified"] else []
     _mark_findings(findings, {e["name"]: e for e in out.treatments}, len(seeds))
     if not verified:
         out.notes.append("No treatment measurably improved the validation "
                          f"{metric.replace('_', ' ')}; the causes found are not fixed by these changes.")
         return out
     best = chosen_entry = verified[-1]
-    parts = _masked(findings, entries, verified) + verified  # the best treatment's values win conflicts
-    if len(parts) > 1:
-        combined = merge(*(e["change"] for e in parts))
-        label = "combined: " + " + ".join(e["name"] for e in reversed(parts))
-        try:
-            combo = trial_scores(run([(label, apply_change(config, combined))])[label], metric, worst)
-        except KeyboardInterrupt:
-            combo, out.complete, out.interrupted = [], False, True
-        if len(combo) >= MIN_SEEDS:
-            vs_best = compare(best["metric"]["after"]["values"], combo, lower)
-            verdict = compare(before, combo, lower)
-            entry = {
-                "name": label, "for": sorted({c for e in parts for c in e["for"]}), "change": combined,
-                "change_text": describe(combined), "metric": {"name": f"val_{metric}", **verdict},
-                "verified": verdict["improved"], "beats_best_single": vs_best["relative_gain"] > 0, "curves": {},
-                "recommended": False,
-            }
-            out.treatments.append(entry)
-            if verdict["improved"] and vs_best["relative_gain"] > 0:
-                chosen_entry = entry
+    parts = _uncovered(findings, entries, verified) + verified  # the best treatment's values win conflicts
+    entry = joint("combined: ", parts) if len(parts) > 1 else None
+    if entry is not None:
+        vs_best = compare(best["metric"]["after"]["values"], entry["metric"]["after"]["values"], lower)
+        entry["beats_best_single"] = vs_best["relative_gain"] > 0
+        if entry["verified"] and entry["beats_best_single"]:
+            chosen_entry = entry
     chosen_entry["recommended"] = True
     out.recommended = chosen_entry["change"]
     out.recommended_setup = apply_change(config, out.recommended).model_dump(mode="json")
     return out
 
 
-def _two_blockers(chosen: list[tuple[Treatment, Change, list[str]]],
-                  findings: list[Finding]) -> list[tuple[Treatment, Change, list[str]]] | None:
-    """The first treatments of the two best-ranked critical findings, when they are different treatments
-    for different findings (each alone may be blocked by the other fault); None otherwise."""
-    critical = [f.code for f in findings if f.severity == "critical"]
-    first: dict[str, tuple[Treatment, Change, list[str]]] = {}
-    for candidate in chosen:
-        for code in candidate[2]:
-            first.setdefault(code, candidate)
-    picked: list[tuple[Treatment, Change, list[str]]] = []
-    for code in critical:
-        candidate = first.get(code)
-        if candidate is not None and all(candidate is not p and not set(candidate[2]) & set(p[2]) for p in picked):
-            picked.append(candidate)
-        if len(picked) == 2:
-            return picked
-    return None
-
-
-def _masked(findings: list[Finding], entries: dict[str, dict[str, Any]],
-            verified: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tried, unverified treatments of critical findings no verified treatment covers: each may have been
-    masked by the fault a verified one fixes (scaling shows nothing at a rate far too low), so they join the
-    combination, which is kept only when it beats the best single treatment."""
+def _uncovered(findings: list[Finding], entries: dict[str, dict[str, Any]],
+               verified: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first tried, unverified treatment of each critical finding (best-ranked first) that no verified
+    treatment, nor one taken before, covers: each may be masked by another fault (scaling shows nothing at a
+    rate far too low), so it is tried together with the treatment of that fault."""
     covered = {c for e in verified for c in e["for"]}
-    masked: list[dict[str, Any]] = []
+    uncovered: list[dict[str, Any]] = []
     for f in findings:
         if f.severity != "critical" or f.code in covered:
             continue
         entry = next((e for e in entries.values() if f.code in e["for"] and not e["verified"]), None)
         if entry is not None:
-            masked.append(entry)
+            uncovered.append(entry)
             covered |= set(entry["for"])
-    return masked
+    return uncovered
 
 
 def _curve(results: list[dict | None]) -> dict[str, list[float]]:
