@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from lstm_doctor import InputError, watch
-from lstm_doctor.watch import MIN_SAMPLED_SHARE, NORMS_KEPT, norm_spacing, sampling_interval
+from lstm_doctor.watch import MAX_OVERHEAD, MIN_SAMPLED_SHARE, NORMS_KEPT, norm_spacing, sampling_interval
 from user_models import Classifier, Forecaster, criticals, sunspot_windows, ucr
 
 
@@ -189,47 +189,102 @@ def test_the_default_watch_spaces_costly_samples_to_keep_its_share(italy_power):
 
 
 
-class SlowWhenDifferentiated(Classifier):
-    """50 ms more on the forward pass of a sampled step (the watch differentiates its input)."""
+class Clock:
+    """The watch's clock, run by the model: a training forward pass takes 1 ms, plus what ``extra`` returns for it;
+    the watch's own work takes no time. The spacing then follows only what the loop's own passes cost."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class Timed(Classifier):
+    """A 16-unit classifier whose training steps take 1 ms on the :class:`Clock`, plus ``extra(sampled)``."""
+
+    def __init__(self, clock: Clock, extra=lambda sampled: 0.0):
+        super().__init__(nn.LSTM, 1, 2)
+        self.clock, self.extra = clock, extra
 
     def forward(self, x):
-        if x.requires_grad:
-            time.sleep(0.05)
+        if torch.is_grad_enabled():  # the watch differentiates the input of a sampled step
+            self.clock.now += 1e-3 + self.extra(x.requires_grad)
         return super().forward(x)
 
 
-class SlowAfterSampled(Classifier):
-    """30 ms more on each of the two steps after a sampled one (as if its work had emptied the caches)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.slow_steps = 0
-
-    def forward(self, x):
-        if x.requires_grad:
-            self.slow_steps = 2
-        elif self.slow_steps and torch.is_grad_enabled():
-            self.slow_steps -= 1
-            time.sleep(0.03)
-        return super().forward(x)
+watch_module = sys.modules["lstm_doctor.watch"]  # the package's ``watch`` is the function
 
 
-@pytest.mark.parametrize("slow", [SlowWhenDifferentiated, SlowAfterSampled])
-def test_what_a_sampled_step_costs_the_loop_itself_counts_in_its_spacing(italy_power, slow):
+def _interval_on_the_clock(italy_power, monkeypatch, extra) -> int:
+    """The spacing a watch settles on at the default share when the loop's steps cost what ``extra`` adds."""
+    clock = Clock()
+    monkeypatch.setattr(watch_module, "time", clock)
+    x, y, _, _ = italy_tensors(italy_power)
+    torch.manual_seed(0)
+    model = Timed(clock, extra)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with watch(model, optimizer, every=5) as w:
+        train_loop(model, optimizer, nn.CrossEntropyLoss(), x, y, x[:8], y[:8], epochs=100, w=w)
+    return w.interval
+
+
+def _after_sampled(steps: int, seconds: float):
+    """``seconds`` more on each of the ``steps`` steps after a sampled one (as if its work had emptied the caches)."""
+    left = [0]
+
+    def extra(sampled: bool) -> float:
+        if sampled:
+            left[0] = steps
+            return 0.0
+        if left[0]:
+            left[0] -= 1
+            return seconds
+        return 0.0
+
+    return extra
+
+
+def test_what_a_sampled_step_costs_the_loop_itself_counts_in_its_spacing(italy_power, monkeypatch):
     """What a sampled step adds to the loop's own passes, on that step or the few after it, is its cost too,
     though no timer of the watch saw it: the spacing widens as for the watch's own work."""
-    x, y, _, _ = italy_tensors(italy_power)
+    assert _interval_on_the_clock(italy_power, monkeypatch, lambda sampled: 0.0) == 5  # costs nothing: every 5
+    # 3 ms more on a sampled step (its forward and backward with the capture hooks armed): 3 plain steps, kept
+    # to 3% of the loop's time by spacing them 100 steps apart.
+    assert 100 <= _interval_on_the_clock(italy_power, monkeypatch, lambda sampled: 3e-3 if sampled else 0.0) <= 105
+    # 1 ms more on each of the 2 steps after it: 2 plain steps, every 70 steps.
+    assert 65 <= _interval_on_the_clock(italy_power, monkeypatch, _after_sampled(2, 1e-3)) <= 70
 
-    def interval(cls):
-        torch.manual_seed(0)
-        model = cls(nn.LSTM, 1, 2)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        with watch(model, optimizer, every=5) as w:
-            train_loop(model, optimizer, nn.CrossEntropyLoss(), x, y, x[:8], y[:8], epochs=20, w=w)
-        return w.interval
 
-    # A sampled step of a 16-unit model costs the watch a few ms (more on a loaded machine): 50-60 ms more is many times it.
-    assert interval(slow) >= 4 * interval(Classifier)
+def _pause(at_sampled: int, seconds: float, steps_after: int = 0):
+    """``seconds`` once: on the ``at_sampled``-th sampled step, or on the ``steps_after``-th step after it."""
+    count, left = [0], [-1]
+
+    def extra(sampled: bool) -> float:
+        count[0] += sampled
+        if sampled and count[0] == at_sampled:
+            left[0] = steps_after
+        elif left[0] > 0:
+            left[0] -= 1
+        else:
+            return 0.0
+        if left[0] == 0:
+            left[0] = -1
+            return seconds
+        return 0.0
+
+    return extra
+
+
+def test_a_pause_of_the_loop_at_a_sampled_step_is_not_taken_for_its_cost(italy_power, monkeypatch):
+    """Half a second of the loop's own (a validation pass, a checkpoint) on a sampled step or a step after it is
+    the loop pausing, not what sampling costs: charged in full, one such pause spaced the sampled steps
+    thousands of steps apart for the rest of the loop."""
+    # On the third sampled step, the second one timed: at most 4 plain steps are charged (spaced every 70),
+    # and the median of the later ones, costing nothing, brings the spacing back.
+    assert _interval_on_the_clock(italy_power, monkeypatch, _pause(3, 0.5)) <= 10
+    # On the step after the eighth: at most 1 plain step charged, and outvoted as well.
+    assert _interval_on_the_clock(italy_power, monkeypatch, _pause(8, 0.5, steps_after=1)) <= 10
 
 
 def test_norm_spacing_thins_the_gradient_norm_only_where_it_costs_a_share_of_the_step():

@@ -22,6 +22,12 @@ from bench.zoo.datasets import PERIOD
 Injector = Callable[[Case, Any, np.random.Generator], Case]
 
 
+class Inert(Exception):
+    """The fault cannot be injected into this dataset: the broken case would equal the healthy one
+    (a min-max scaler fitted on all rows is the training rows' own when they hold every extreme).
+    Such a case has no fault to find; the runner records it apart and leaves it out of the scores."""
+
+
 # ------------------------------------------------------------------ shared steps
 
 
@@ -268,6 +274,10 @@ def scaler_on_all_rows(case: Case, kind: str, rng: np.random.Generator) -> Case:
         frame[cols] = (values - values.mean(axis=0)) / values.std(axis=0)
     else:
         lo, hi = values.min(axis=0), values.max(axis=0)
+        train = values[: case.train_rows()]
+        if np.array_equal(train.min(axis=0), lo) and np.array_equal(train.max(axis=0), hi):
+            raise Inert("the training rows hold the smallest and largest value of every column: "
+                        "a min-max scaler fitted on all rows equals one fitted on the training rows")
         frame[cols] = (values - lo) / (hi - lo)
     return case.with_(f"{kind} scaler fitted on all rows", source=frame, data={"scale": "none"})
 

@@ -28,6 +28,8 @@ def _by(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Every metric of one zoo run, from its per-case records."""
+    inert = [r for r in records if r.get("status") == "inert"]
+    records = [r for r in records if r.get("status") != "inert"]
     faults = [r for r in records if r["code"] != "healthy"]
     controls = [r for r in records if r["code"] == "healthy"]
     seconds = [r["seconds"] for r in records if r.get("status") != "error"]
@@ -37,6 +39,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "healthy_cases": len(controls),
         "errors": sum(r.get("status") == "error" for r in records),
         "incomplete": sum(r.get("status") == "incomplete" for r in records),
+        "inert": {r["id"]: r["error"] for r in inert},  # no fault to find: left out of every score
         "top1": _rate(r["top1_ok"] for r in faults),
         "top3": _rate(r["top3_ok"] for r in faults),
         "false_alarm": _rate(r["false_alarm"] for r in controls),

@@ -44,6 +44,8 @@ def render(result: dict[str, Any]) -> str:
         f"uncommitted at the time), budget `{result['budget']}`, "
         f"{s['cases']} cases ({s['fault_cases']} faults, {s['healthy_cases']} healthy controls), "
         f"{result.get('wall_seconds', '?')} s wall, {s['errors']} errors, {s['incomplete']} incomplete.",
+        *[f"- Left out of every score (the fault cannot be injected: the case would equal its healthy control): "
+          f"`{case}`: {why}." for case, why in s.get("inert", {}).items()],
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['jobs']} job(s) x {m['torch_threads']} torch thread(s), "
         f"Python {m['python']}, torch {m['torch']}; load average {_load(m.get('load_average_start'))} at start, "
         f"{_load(m.get('load_average_end'))} at end (the machine is shared).",

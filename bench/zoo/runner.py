@@ -31,6 +31,7 @@ from lstm_doctor.report import Report
 from lstm_doctor.rules import judge
 from lstm_doctor.symptom import judge_symptom
 
+from bench.zoo.faults import Inert
 from bench.zoo.repair import IN_RATE, measure
 from bench.zoo.scenarios import Scenario
 
@@ -149,7 +150,13 @@ def run_one(scenario: Scenario, *, budget: str = "quick", time_limit: float | No
     start_rss = peak_rss_mb()
     t0 = time.perf_counter()
     try:
-        setup = scenario.case().setup()
+        case = scenario.case()
+    except Inert as err:
+        record.update(status="inert", error=str(err), seconds=0.0, codes=[], symptom=None, top1_ok=None, top3_ok=None,
+                      false_alarm=None, symptom_ok=None)
+        return record
+    try:
+        setup = case.setup()
         t1 = time.perf_counter()
         report = examine(setup, budget=budget, treat=treat, time_limit=time_limit)
         record["seconds"] = round(time.perf_counter() - t1, 3)
@@ -216,8 +223,8 @@ def run_all(scenarios: list[Scenario], *, jobs: int = 1, threads: int | None = N
 
 def progress_line(record: dict[str, Any], index: int, total: int) -> str:
     """One line per finished case, for the terminal."""
-    if record.get("status") == "error":
-        verdict = f"ERROR {record['error'][:80]}"
+    if record.get("status") in ("error", "inert"):
+        verdict = f"{record['status'].upper()} {record['error'][:80]}"
     elif record["top1_ok"] is None:
         verdict = "false alarm" if record["false_alarm"] else "ok (healthy)"
     else:

@@ -13,8 +13,8 @@ Cost: the step hooks run at every step (a step count and the learning rate),
 and so does ``log()`` (the loss, kept as a tensor on an accelerator); the total
 gradient norm (one fused kernel, for gradient spikes) runs at every step too,
 unless its cost is a large share of a short step: then it runs every k-th step,
-k a power of two chosen so that it takes at most a quarter of ``max_overhead``
-(0.75% of the loop's time at the default), and the steps read are in the
+k a power of two chosen so that it takes at most an eighth of ``max_overhead``
+(0.375% of the loop's time at the default), and the steps read are in the
 evidence. Everything else runs on sampled steps only, where forward and tensor
 hooks are registered for that one step and removed after it. The sampled steps
 are spaced by what they cost: the watch times its own work on sampled and on
@@ -23,7 +23,9 @@ own forward and backward took beyond a plain one (the hooks armed for it slow
 them) and what the next few steps took beyond it (caches refill), against the
 loop's plain step (the time between two optimizer steps), and widens the
 spacing, in multiples of the user's ``every``, so that its share of the loop's
-time stays near ``max_overhead``. ``bench/watch_overhead.py`` measures the result.
+time stays near ``max_overhead`` (a sampled step's cost is the median over the
+latest ones, so that a pause of the loop right after one is not taken for the
+cost of all). ``bench/watch_overhead.py`` measures the result.
 
 The watched loop trains exactly as without the watch: inputs are differentiated
 through a detached copy, and measurements run under
@@ -74,11 +76,14 @@ COLLINEAR = 0.999
 # aimed at 4%, runs measured 4-7% on sub-millisecond steps, bench/RESULTS.md).
 MAX_OVERHEAD = 0.03
 # The share of max_overhead the per-step gradient norm may take before it is read on fewer steps
-# (0.75% of the loop's time at the default): a 6-tensor norm costs ~15-40 us on a CPU, 2-5% of a 16-unit model's step.
-NORM_SHARE = 0.25
+# (0.375% of the loop's time at the default): a 6-tensor norm costs ~35 us by the watch's clock in a 16-unit
+# model's loop, and paired runs put its whole cost near twice that (the loop's own passes slow after it).
+NORM_SHARE = 0.125
 # Sampled steps may take at least this share, even where the always-on work
 # alone reaches max_overhead (a model of a few thousand weights): some evidence is still sampled.
-MIN_SAMPLED_SHARE = 0.01
+# At 1%, paired runs of a 16-unit model measured 4-5.6% in all (the watch clocks about half of what a
+# sampled step costs the loop).
+MIN_SAMPLED_SHARE = 0.005
 PLAIN_KEPT = 256  # the latest plain-step times, for their median
 # Steps whose gradient norms are kept as tensors before they are read out (one host sync for them all):
 # sampled steps may be thousands of steps apart, and so many small tensors should not pile up in between.
@@ -88,6 +93,17 @@ MIN_PLAIN = 5  # plain steps timed before the spacing is judged
 # 0.8 ms steps of a 16-unit model; +100 to +500 us for ten steps on the 1.4 ms steps of a 32-unit one):
 # what they take beyond a plain step is the sampled step's cost too.
 SETTLING_STEPS = 16
+# Sampled steps whose costs are kept: the spacing follows the median of adjacent pairs of them (one with the
+# gate recompute, one without), so that a pause of the loop (a validation pass, a checkpoint) that happens to
+# fall on or just after one sampled step is not taken for the cost of all (a mean over all of them was, and
+# one pause of a few seconds widened the spacing a thousandfold for the rest of the loop).
+CYCLES_KEPT = 16
+# What one step of the loop may add to a sampled step's cost, in plain steps: the sampled step itself ran 1.6 plain
+# steps longer at 16 units, each step after it up to 0.2. More is the loop pausing (a validation pass at an epoch's
+# end, a checkpoint), which falls on a sampled step whenever epochs are a multiple of ``every`` steps long; charged
+# in full, the first such pause spaced sampled steps thousands of steps apart before the median could outvote it.
+SAMPLED_EXCESS_LIMIT = 4.0
+SETTLING_EXCESS_LIMIT = 1.0
 # For each second the watch's clock sees of its always-on work, this many more go where the clock cannot
 # see: torch's dispatch of the step hooks, the wrapped zero_grad, the calls into log() (13 us unseen
 # against 4.7 us seen per step of a 16-unit model; bench/RESULTS.md, "watch overhead").
@@ -332,7 +348,8 @@ class Watch:
         self._norm_reads: deque[float] = deque(maxlen=PLAIN_KEPT)
         self._last_begin: float | None = None
         self._own, self._own_then = 0.0, 0.0  # all the watch's own seconds, and as they were at the last step
-        self._cycle_s, self._cycles_s, self._cycles = 0.0, 0.0, 0
+        self._cycle_s = 0.0  # the sampled step in progress
+        self._cycle_costs: deque[float] = deque(maxlen=CYCLES_KEPT)  # the latest sampled steps, settling included
         self._settling = 0  # steps after the latest counted sampled step still charged to it
         self.probe: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._time_axis = 1
@@ -540,10 +557,10 @@ class Watch:
             if sampled and len(self._plain) >= MIN_PLAIN:
                 # The loop's own forward and backward ran with the capture hooks armed: what they took
                 # beyond a plain step is the sampled step's cost too, though no timer of the watch saw it.
-                self._cycle_s += loop_s - self._plain_step()
+                self._cycle_s += self._excess(loop_s, SAMPLED_EXCESS_LIMIT)
             elif self._settling:
                 self._settling -= 1
-                self._cycles_s += loop_s - self._plain_step()
+                self._cycle_costs[-1] += self._excess(loop_s, SETTLING_EXCESS_LIMIT)
             else:
                 self._plain.append(loop_s)
         self._last_begin, self._own_then = begin, self._own
@@ -628,18 +645,22 @@ class Watch:
     def _close_cycle(self, step: int) -> None:
         """A sampled step is done: count its cost, and space the next one by what the steps so far cost."""
         if step > 0:  # the first sampled step also starts the instruments: paid once
-            self._cycles_s += self._cycle_s
-            self._cycles += 1
+            self._cycle_costs.append(self._cycle_s)
         self._cycle_s = 0.0
         self._last_sampled = step
         # Judged once both kinds of sampled step (with and without the gates) have been timed.
-        if self.max_overhead is not None and self._cycles >= GATE_EVERY and len(self._plain) >= MIN_PLAIN:
-            self.interval = sampling_interval(self.every, self._cycles_s / self._cycles, self._plain_step(),
+        if self.max_overhead is not None and len(self._cycle_costs) >= GATE_EVERY and len(self._plain) >= MIN_PLAIN:
+            self.interval = sampling_interval(self.every, self._cycle_cost(), self._plain_step(),
                                               self._always_step(), self.max_overhead)
             self.record.every = self.interval
         self._next = step + self.interval
         # The steps that follow are charged to this one, up to half the spacing: the rest stay plain steps, the yardstick.
         self._settling = min(SETTLING_STEPS, self.interval // 2) if step > 0 and len(self._plain) >= MIN_PLAIN else 0
+
+    def _cycle_cost(self) -> float:
+        """The watch's seconds per sampled step: the median over adjacent pairs of the latest ones."""
+        costs = list(self._cycle_costs)
+        return statistics.median([(a + b) / 2 for a, b in zip(costs, costs[1:])] or costs)
 
     def _always_step(self) -> float:
         """The watch's own seconds at a plain step, its gradient-norm reads spread over the steps between them
@@ -657,6 +678,11 @@ class Watch:
         """The loop's own seconds per step (median: its validations and pauses fall on a few steps)."""
         return statistics.median(self._plain)
 
+    def _excess(self, loop_s: float, limit: float) -> float:
+        """What a step of the loop took beyond a plain one, up to ``limit`` plain steps."""
+        plain = self._plain_step()
+        return min(loop_s - plain, limit * plain)
+
     def _charge(self, seconds: float) -> None:
         """The watch's own work for a sampled step."""
         self._cycle_s += seconds
@@ -664,9 +690,9 @@ class Watch:
 
     def overhead(self) -> float | None:
         """The watch's estimated share of the loop's time at the spacing in force (None before it was timed)."""
-        if not self._cycles or len(self._plain) < MIN_PLAIN or self._plain_step() <= 0:
+        if not self._cycle_costs or len(self._plain) < MIN_PLAIN or self._plain_step() <= 0:
             return None
-        return (self._always_step() + self._cycles_s / self._cycles / self.interval) / self._plain_step()
+        return (self._always_step() + self._cycle_cost() / self.interval) / self._plain_step()
 
     def just_sampled(self) -> bool:
         """Whether the optimizer step just taken was sampled (for a framework callback's own measurements)."""
@@ -719,7 +745,7 @@ class Watch:
                  "max_overhead": self.max_overhead}
         report = judge_loop(self.ctx, setup, bool(self.record.losses))
         if self.interval > self.every:
-            cost = self._cycles_s / self._cycles / self._plain_step() if self._plain_step() > 0 else math.inf
+            cost = self._cycle_cost() / self._plain_step() if self._plain_step() > 0 else math.inf
             report.notes.append(
                 f"Measured every {self.interval} steps instead of every {self.every}: a sampled step costs the watch "
                 f"{cost:.1f} of your plain steps, and it keeps to {self.max_overhead:.0%} of the loop's time "
