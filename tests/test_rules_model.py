@@ -20,6 +20,7 @@ from lstm_doctor.objective import Objective
 from lstm_doctor.probes import ProbeContext
 from lstm_doctor.probes.baselines import baselines
 from lstm_doctor.probes.training_run import training_run
+from lstm_doctor.probes.wider_twin import wider_twin
 from lstm_doctor.budget import get_budget
 from lstm_doctor.rules import model as rules
 from lstm_doctor.rules import page
@@ -141,6 +142,51 @@ def test_m203_for_classes_judges_balanced_accuracy():
     assert rules.too_little_capacity(_m203_evidence(task="binary", baselines=base, val_history=close)) is None
 
 
+def test_m203_judges_a_narrow_model_by_its_wider_twin_trained_as_long():
+    # As on BasicMotions: 2 units reach 0.61 balanced accuracy, a logistic regression only 0.59, and the run is
+    # still improving (T312 alone would say "train longer"): without the twin there is nothing to report.
+    base = {"majority": {"balanced_accuracy": 0.25}, "linear": {"balanced_accuracy": 0.59}}
+    ev = dict(task="multiclass", baselines=base, train_loss_steps=list(np.linspace(1.4, 0.9, 120)),
+              val_history=[{"step": 60, "loss": 1.1, "balanced_accuracy": 0.5}, {"step": 120, "loss": 1.0, "balanced_accuracy": 0.61}])
+    assert rules.too_little_capacity(_m203_evidence(**ev)) is None
+
+    def with_twin(twin, stopped="completed", **changes):
+        return rules.too_little_capacity(_m203_evidence(**{**ev, **changes}, wider_hidden=16, wider_stopped=stopped,
+                                                        wider_val_history=[{"step": 120, "loss": 0.4, "balanced_accuracy": twin}]))
+
+    # The same setup with 16 units, trained as long, reaches 0.90: the units are what is missing.
+    found = with_twin(0.9)
+    assert found.evidence["yardstick"] == "wider twin" and "16 units" in found.summary and "0.90" in found.summary
+    assert found.evidence["share_of_yardstick_gain"] == pytest.approx((0.61 - 0.25) / (0.9 - 0.25))
+    # Stuck near chance while the twin learns: still the units (without a twin, other codes explain a constant).
+    stuck = dict(val_history=[{"step": 120, "loss": 2.0, "balanced_accuracy": 0.27}], train_loss_steps=list(np.linspace(2.2, 1.9, 120)))
+    assert with_twin(0.9, **stuck).code == "M203"
+    assert rules.too_little_capacity(_m203_evidence(**{**ev, **stuck})) is None
+    assert with_twin(0.63) is None  # the twin does no better: not the units
+    # As on JapaneseVowels (9 classes): 1 unit at 0.19, the twin 0.96, a logistic regression 0.98. The linear
+    # model stays the yardstick; the twin shows that the same setup learns with more units.
+    vowels = dict(baselines={"majority": {"balanced_accuracy": 0.11}, "linear": {"balanced_accuracy": 0.98}},
+                  val_history=[{"step": 120, "loss": 1.87, "balanced_accuracy": 0.19}], train_loss_steps=list(np.linspace(2.2, 1.9, 120)))
+    found = with_twin(0.96, **vowels)
+    assert found.evidence["yardstick"] == "linear" and found.evidence["twin_learns"] and "0.96" in found.summary
+    assert rules.too_little_capacity(_m203_evidence(**{**ev, **vowels})) is None  # under 10% of linear's gain, alone
+    assert with_twin(0.9, stopped="diverged") is None  # a twin that broke down is no yardstick
+
+
+def test_the_wider_twin_is_trained_for_narrow_models_of_a_setup_file_only():
+    data = _lagged_linear(n=300)
+
+    def twin(hidden):
+        setup = setup_from(data, model={"hidden": hidden}, training={"lr": 1e-2, "epochs": 3, "batch_size": 64})
+        ctx = ProbeContext(setup, get_budget("quick"))
+        wider_twin(ctx)
+        return ctx.evidence
+
+    ev = twin(1)
+    assert ev["wider_hidden"] == 16 and ev["wider_stopped"] == "completed" and len(ev["wider_val_history"]) >= 3
+    assert "wider_hidden" not in twin(8)  # 8 units for 4 features: not narrow
+
+
 def _lagged_linear(n=1000, steps=12, feats=4, seed=0):
     """A target that is a fixed weighted sum of four features at several lags: linear, and
     more than a 1-unit recurrent state can carry."""
@@ -165,7 +211,7 @@ def test_m203_end_to_end_tiny_model_loses_to_linear():
         return rules.too_little_capacity(ctx.evidence)
 
     found = judge(1)
-    assert found.code == "M203" and found.evidence["share_of_linear_gain"] < 0.8
+    assert found.code == "M203" and found.evidence["share_of_yardstick_gain"] < 0.8
     assert judge(4) is None  # narrow too, but still improving when the run ends: more epochs first
 
 

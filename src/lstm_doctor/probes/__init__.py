@@ -22,6 +22,7 @@ from lstm_doctor.probes.predictions import predictions
 from lstm_doctor.probes.signal import signal
 from lstm_doctor.probes.small_batch import small_batch
 from lstm_doctor.probes.training_run import training_run
+from lstm_doctor.probes.wider_twin import wider_twin
 
 Probe = Callable[[ProbeContext], None]
 
@@ -42,6 +43,7 @@ PIPELINE: list[tuple[str, Probe]] = [
     # After the run at the user's settings, so that a time limit cuts these first.
     ("lr_range", lr_range),
     ("small_batch", small_batch),
+    ("wider_twin", wider_twin),  # narrow models only
 ]
 
 __all__ = ["PIPELINE", "Probe", "ProbeContext"]

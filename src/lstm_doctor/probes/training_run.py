@@ -20,13 +20,19 @@ from lstm_doctor.budget import Workload
 from lstm_doctor.probes.context import ProbeContext
 
 
+def schedule(ctx: ProbeContext) -> tuple[int, int | None]:
+    """The run's step cap and validation spacing (None: at each epoch's end)."""
+    cap = ctx.budget.training_steps(Workload.of(ctx.setup))
+    per_epoch = math.ceil(len(ctx.setup.data.train) / ctx.setup.batch_size)
+    # Validate often enough for a curve even when the run is under ten epochs.
+    return cap, (max(1, min(per_epoch, cap // 10)) if cap < 10 * per_epoch else None)
+
+
 def training_run(ctx: ProbeContext) -> None:
     setup, ev = ctx.setup, ctx.evidence
     work = Workload.of(setup)
-    cap = ctx.budget.training_steps(work)
+    cap, eval_every = schedule(ctx)
     per_epoch = math.ceil(len(setup.data.train) / setup.batch_size)
-    # Validate often enough for a curve even when the run is under ten epochs.
-    eval_every = max(1, min(per_epoch, cap // 10)) if cap < 10 * per_epoch else None
     _, result = setup.train(
         max_steps=cap, eval_every=eval_every, callbacks=ctx.instruments,
         deadline=ctx.deadline, progress="training at your settings" if ctx.progress else False,

@@ -12,6 +12,7 @@ from typing import Any
 from lstm_doctor.curves import finite, overfit_rise, quarter_medians, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
+from lstm_doctor.probes.wider_twin import NARROW_UNITS
 from lstm_doctor.rules.names import model_name
 from lstm_doctor.rules.progress import sound_constant_loss
 from lstm_doctor.rules.registry import rule
@@ -29,12 +30,11 @@ REGRESSION_METRICS = {"mse", "rmse", "mae", "mape", "smape", "r2", "msle", "mean
 # is at least LEARNED_SHARE and under LINEAR_GAIN; the run settled (last quarter of
 # the training curve within SETTLED of the third); no overfitting (training loss at
 # the end at least NOT_OVERFIT x the best validation loss); layers narrower than
-# SMALL_HIDDEN or than the number of input features.
+# NARROW_UNITS or than the number of input features (where the wider twin is trained).
 LEARNED_SHARE = 0.1
 LINEAR_GAIN = 0.8
 SETTLED = 0.05
 NOT_OVERFIT = 0.7
-SMALL_HIDDEN = 8
 MEMORISED = 0.1  # fit-a-small-batch's best loss over a constant's that a model wide enough reaches
 # M204: trainable parameters per training target value (as D116), and the
 # validation loss ending this far above its best while the training loss falls.
@@ -255,21 +255,27 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
       this is judged on what the model does.
 
     How it is measured
-      From the baselines and the run at your settings, on validation: the
-      model's best loss (balanced accuracy for classes, as a logistic
-      regression's cross-entropy mostly measures its overconfidence), the
-      input-free baseline's and a ridge/logistic regression's on the flattened
-      window. Of the linear model's gain over the input-free baseline, the
-      model's share must be:
-      - at least 10% (it learned: a model stuck on a constant is explained by
-        other codes), and under 80% (it falls clearly short of linear);
+      From the baselines, the run at your settings and, for a model built
+      from a setup file, a wider twin: the same setup with 4x the units (16
+      at least) trained exactly as long, through the same loop. On
+      validation: the model's best loss (balanced accuracy for classes, as a
+      logistic regression's cross-entropy mostly measures its
+      overconfidence), the input-free baseline's, a ridge/logistic
+      regression's on the flattened window, and the twin's. The yardstick is
+      the better of the linear model and the twin (a linear model is a weak
+      one where the data's patterns are not linear). Of the yardstick's gain
+      over the input-free baseline, the model's share must be:
+      - under 80% (it falls clearly short), and at least 10% unless the twin
+        reaches 80% or more (without the twin, a model stuck on a constant is
+        explained by other codes; a twin that learns with the same data,
+        loss, rate and steps shows the units are what is missing);
       - with the run settled: the median training loss of its last quarter
         within 5% of the third quarter's (not still improving, T312); or,
         while it is still improving, with the model unable to memorise 16
         training windows: fit-a-small-batch (Adam at 1e-2, 200 steps, see
         T309) leaves the loss above a tenth of a constant's, where any model
-        wide enough for its data gets far below it. More epochs then make
-        a too-small model slowly better, never good;
+        wide enough for its data gets far below it; or with the twin at 80%
+        or more (trained as long: more epochs would help both);
       - without overfitting: its training loss at the end at least 0.7x its
         best validation loss;
       - on a narrow model: fewer than 8 units, or fewer units than input
@@ -297,31 +303,57 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
     if not sizes or scores is None or best_loss is None or len(train) < 8:
         return None
     measure, model, free, linear = scores
-    captured = linear_share(ev)
-    if captured is None or max(sizes) >= max(SMALL_HIDDEN, len(ev.get("features") or [])):
+    if max(sizes) >= max(NARROW_UNITS, len(ev.get("features") or [])):
         return None
+    twin = _twin_score(ev, measure)
+    yardstick = max(linear, twin) if twin is not None else linear
+    if yardstick <= free:
+        return None
+    captured = (model - free) / (yardstick - free)
+    # The twin gets most of the way with the same data, loss, rate and steps: the units are what is missing.
+    twin_learns = twin is not None and (twin - free) / (yardstick - free) >= LINEAR_GAIN
     q = quarter_medians(train)
     settled = q[2] > 0 and (q[2] - q[3]) / q[2] < SETTLED
     handful = _handful_share(ev)
     cannot_memorise = handful is not None and handful > MEMORISED
     train_end = tail_level(train)
-    if not (LEARNED_SHARE <= captured < LINEAR_GAIN and (settled or cannot_memorise)
-            and train_end >= NOT_OVERFIT * best_loss):
+    if not ((LEARNED_SHARE <= captured or twin_learns) and captured < LINEAR_GAIN
+            and (settled or cannot_memorise or twin_learns) and train_end >= NOT_OVERFIT * best_loss):
         return None
     shown = (lambda v: f"{-v:.3g}") if measure == "loss" else (lambda v: f"{v:.2f}")
+    units = f"{max(sizes)} unit{'s' if max(sizes) > 1 else ''}"
+    if twin_learns:
+        reach = (f"the same setup with {ev['wider_hidden']} units, trained as long, reaches {shown(twin)} (a linear model "
+                 f"{shown(linear)}, input-free {shown(free)}): its {units} are too few")
+    else:
+        reach = (f"a linear model on the same window reaches {shown(linear)} (input-free {shown(free)}): its {units} are "
+                 "too few")
     return Finding.of(
         "M203",
-        f"The {model_name(ev)} learns, then settles at validation {measure} {shown(model)}, while a linear model on the same "
-        f"window reaches {shown(linear)} (input-free {shown(free)}): its {max(sizes)} units are too few for the "
-        "patterns in the data.",
+        f"The {model_name(ev)} settles at validation {measure} {shown(model)}, while {reach} for the patterns in the data.",
         {"hidden_sizes": sizes, "measure": measure, "model_best": abs(model), "linear": abs(linear), "input_free": abs(free),
-         "share_of_linear_gain": captured, "train_loss_end": train_end, "last_quarter_fall": (q[2] - q[3]) / q[2],
-         "small_batch_over_constant": handful,
+         "wider_twin": abs(twin) if twin is not None else None, "wider_hidden": ev.get("wider_hidden"),
+         "yardstick": "wider twin" if twin is not None and twin > linear else "linear", "twin_learns": twin_learns,
+         "share_of_yardstick_gain": captured,
+         "train_loss_end": train_end, "last_quarter_fall": (q[2] - q[3]) / q[2], "small_batch_over_constant": handful,
          "thresholds": {"learned": LEARNED_SHARE, "linear_gain": LINEAR_GAIN, "settled": SETTLED,
-                        "not_overfit": NOT_OVERFIT, "small_hidden": SMALL_HIDDEN, "memorised": MEMORISED}},
+                        "not_overfit": NOT_OVERFIT, "small_hidden": NARROW_UNITS, "memorised": MEMORISED}},
         fix=f"model.hidden: {max(64, 4 * max(sizes))}",
-        confidence=0.7,
+        confidence=0.8 if twin_learns else 0.7,
     )
+
+
+def _twin_score(ev: Evidence, measure: str) -> float | None:
+    """The wider twin's best validation score, oriented as :func:`_scores` orients the model's
+    (None: no twin, or its run broke down)."""
+    if ev.get("wider_stopped") not in ("completed", "time-limit", "callback"):
+        return None
+    history = ev.get("wider_val_history") or []
+    if measure == "loss":
+        losses = finite(h.get("loss") for h in history)
+        return -min(losses) if losses else None
+    scores = finite(h.get("balanced_accuracy") for h in history)
+    return max(scores) if scores else None
 
 
 @rule("M204")
