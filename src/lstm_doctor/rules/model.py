@@ -248,10 +248,10 @@ def linear_share(ev: Evidence) -> float | None:
 @rule("M203")
 def too_little_capacity(ev: Evidence) -> Finding | None:
     """What it means
-      The model is too small for what the data offers: it learns, then settles
-      well short of what a linear model on the same window reaches. Its units
-      cannot hold the patterns a straight weighted sum of the window already
-      uses. Size alone proves nothing (8 units are plenty for many series), so
+      The model is too small for what the data offers: it settles well short
+      of what a linear model on the same window, or the same network with
+      more units, reaches. Its units cannot hold the patterns in the window.
+      Size alone proves nothing (8 units are plenty for many series), so
       this is judged on what the model does.
 
     How it is measured
