@@ -14,7 +14,7 @@ and so does ``log()`` (the loss, kept as a tensor on an accelerator); the total
 gradient norm (one fused kernel, for gradient spikes) runs at every step too,
 unless its cost is a large share of a short step: then it runs every k-th step,
 k a power of two chosen so that it takes at most an eighth of ``max_overhead``
-(0.375% of the loop's time at the default), and the steps read are in the
+(0.31% of the loop's time at the default), and the steps read are in the
 evidence. Everything else runs on sampled steps only, where forward and tensor
 hooks are registered for that one step and removed after it. The sampled steps
 are spaced by what they cost: the watch times its own work on sampled and on
@@ -71,12 +71,12 @@ KEPT_OUTPUTS = 4  # sampled batches of logged outputs kept for the prediction sp
 ACCUMULATED = 0.5
 # Fresh and previous gradients this aligned cannot be told apart.
 COLLINEAR = 0.999
-# The share of the loop's time the watch aims at: DESIGN's budget is 5% of a step, and 2% is
-# left for what it measures only roughly (the loop's own steps vary by a few % from one to the next;
-# aimed at 4%, runs measured 4-7% on sub-millisecond steps, bench/RESULTS.md).
-MAX_OVERHEAD = 0.03
+# The share of the loop's time the watch aims at: DESIGN's budget is 5% of a step, and 2.5% is
+# left for what it measures only roughly: aimed at 3%, paired runs measured 3.2-3.3% at 16 units and
+# 2.8-4.3% at 32 (95% intervals up to 5.5%; bench/RESULTS.md).
+MAX_OVERHEAD = 0.025
 # The share of max_overhead the per-step gradient norm may take before it is read on fewer steps
-# (0.375% of the loop's time at the default): a 6-tensor norm costs ~35 us by the watch's clock in a 16-unit
+# (0.31% of the loop's time at the default): a 6-tensor norm costs ~35 us by the watch's clock in a 16-unit
 # model's loop, and paired runs put its whole cost near twice that (the loop's own passes slow after it).
 NORM_SHARE = 0.125
 # Sampled steps may take at least this share, even where the always-on work
