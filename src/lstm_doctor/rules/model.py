@@ -321,13 +321,12 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
             and (settled or cannot_memorise or twin_learns) and train_end >= NOT_OVERFIT * best_loss):
         return None
     shown = (lambda v: f"{-v:.3g}") if measure == "loss" else (lambda v: f"{v:.2f}")
-    units = f"{max(sizes)} unit{'s' if max(sizes) > 1 else ''}"
+    units = f"{max(sizes)} units are" if max(sizes) > 1 else "1 unit is"
     if twin_learns:
         reach = (f"the same setup with {ev['wider_hidden']} units, trained as long, reaches {shown(twin)} (a linear model "
-                 f"{shown(linear)}, input-free {shown(free)}): its {units} are too few")
+                 f"{shown(linear)}, input-free {shown(free)}): its {units} too few")
     else:
-        reach = (f"a linear model on the same window reaches {shown(linear)} (input-free {shown(free)}): its {units} are "
-                 "too few")
+        reach = f"a linear model on the same window reaches {shown(linear)} (input-free {shown(free)}): its {units} too few"
     return Finding.of(
         "M203",
         f"The {model_name(ev)} settles at validation {measure} {shown(model)}, while {reach} for the patterns in the data.",
