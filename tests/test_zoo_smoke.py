@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import pickle
 from collections import defaultdict
 
 import numpy as np
@@ -19,7 +18,7 @@ from bench.zoo import faults as f
 from bench.zoo.datasets import DATASETS, HEALTHY, PERIOD, SPLIT_PARITY, healthy
 from bench.zoo.metrics import summarize
 from bench.zoo.results_page import BEGIN, END, write_section
-from bench.zoo.runner import baseline_losses, beats_baselines, evidence_path, full_training, rejudge, run_one, score
+from bench.zoo.runner import baseline_losses, beats_baselines, full_training, load_evidence, rejudge, run_one, score
 from bench.zoo.scenarios import COMBINED, FAMILIES, NOT_YET_COVERED, SPLITS, all_scenarios, select, split_of
 
 SCENARIOS = all_scenarios()
@@ -294,6 +293,5 @@ def test_smoke_subset_runs_through_examine(tmp_path):
     assert rec["status"] != "error", rec.get("error")
     # Inputs at ~5000 into an LSTM: the one unmistakable fault the smoke run insists on.
     assert rec["codes"][0] == "D102" and rec["top1_ok"]
-    with open(evidence_path(str(tmp_path), broken), "rb") as f:
-        again = rejudge(broken, pickle.load(f))
+    again = rejudge(broken, load_evidence(str(tmp_path), broken))
     assert again["codes"] == rec["codes"] and again["findings"] == rec["findings"] and again["symptom"] == rec["symptom"]

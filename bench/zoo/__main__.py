@@ -26,7 +26,7 @@ from lstm_doctor.report import plain, write_atomic
 
 from bench.zoo.metrics import summarize
 from bench.zoo.results_page import write_section
-from bench.zoo.runner import evidence_path, print_progress, progress_line, rejudge, run_all
+from bench.zoo.runner import load_evidence, print_progress, progress_line, rejudge, run_all
 from bench.zoo.scenarios import NOT_YET_COVERED, SPLITS, all_scenarios, select
 
 
@@ -131,17 +131,14 @@ def print_summary(s: dict[str, Any], out: str | None) -> None:
 
 def rejudge_saved(args: argparse.Namespace, chosen: list) -> int:
     """--rejudge: the saved cases of the selection judged again (no probe runs); prints the misses and the metrics."""
-    import pickle
-
-    saved = [(s, evidence_path(args.rejudge, s)) for s in chosen]
-    present = [(s, p) for s, p in saved if os.path.exists(p)]
+    saved = [(s, load_evidence(args.rejudge, s)) for s in chosen]
+    present = [(s, kept) for s, kept in saved if kept is not None]
     if not present:
         print(f"No saved evidence for these scenarios in {args.rejudge}; save some with --evidence-dir.", file=sys.stderr)
         return 2
     records = []
-    for i, (scenario, path) in enumerate(present, start=1):
-        with open(path, "rb") as f:
-            record = rejudge(scenario, pickle.load(f))
+    for i, (scenario, kept) in enumerate(present, start=1):
+        record = rejudge(scenario, kept)
         records.append(record)
         if record.get("false_alarm") or record.get("top1_ok") is False or record.get("top3_ok") is False:
             print(progress_line(record, i, len(present)), file=sys.stderr)

@@ -127,6 +127,15 @@ def save_evidence(directory: str, scenario: Scenario, record: dict[str, Any], ev
     os.replace(path + ".tmp", path)
 
 
+def load_evidence(directory: str, scenario: Scenario) -> dict[str, Any] | None:
+    """What :func:`save_evidence` kept of a case (None: nothing saved for it)."""
+    path = evidence_path(directory, scenario)
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
 def rejudge(scenario: Scenario, saved: dict[str, Any]) -> dict[str, Any]:
     """A saved case judged again with the rules, ranking and symptom as they are now: its record with
     the diagnosis replaced (the run's own measurements, times and memory kept as they were)."""

@@ -33,10 +33,15 @@ WIDER = 4
 LEAST = 16
 
 
+def narrow(units: int, features: int) -> bool:
+    """Whether a recurrent layer of ``units`` is narrow for ``features`` inputs (M203 judges only these)."""
+    return units < max(NARROW_UNITS, features)
+
+
 def wider_twin(ctx: ProbeContext) -> None:
     setup, ev = ctx.setup, ctx.evidence
     config = setup.config
-    if config is None or config.model.hidden >= max(NARROW_UNITS, setup.data.n_features):
+    if config is None or not narrow(config.model.hidden, setup.data.n_features):
         return
     data = setup.data
     model = config.model.model_copy(update={"hidden": max(LEAST, WIDER * config.model.hidden)})

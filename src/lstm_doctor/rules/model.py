@@ -12,7 +12,7 @@ from typing import Any
 from lstm_doctor.curves import finite, overfit_rise, quarter_medians, tail_level
 from lstm_doctor.evidence import Evidence
 from lstm_doctor.findings import Finding
-from lstm_doctor.probes.wider_twin import NARROW_UNITS
+from lstm_doctor.probes.wider_twin import NARROW_UNITS, narrow
 from lstm_doctor.rules.names import model_name
 from lstm_doctor.rules.progress import sound_constant_loss
 from lstm_doctor.rules.registry import rule
@@ -222,17 +222,31 @@ def _scores(ev: Evidence) -> tuple[str, float, float, float] | None:
     """(measure, model's best, input-free, linear) on validation, oriented so that higher is better:
     minus the loss for regression, balanced accuracy for classes (a logistic regression's
     cross-entropy punishes its overconfidence, not its errors)."""
-    history, base = ev.get("val_history") or [], ev.get("baselines") or {}
+    base = ev.get("baselines") or {}
     if ev.get("task") in ("binary", "multiclass"):
-        scores = finite(h.get("balanced_accuracy") for h in history)
+        measure = "balanced accuracy"
         free, linear = (base.get("majority") or {}).get("balanced_accuracy"), (base.get("linear") or {}).get("balanced_accuracy")
-        if scores and free is not None and linear is not None:
-            return "balanced accuracy", max(scores), free, linear
-        return None
-    best, free, linear = _best_val(ev), ev.get("input_free_loss"), ev.get("linear_baseline_loss")
+    else:
+        measure, free, linear = "loss", ev.get("input_free_loss"), ev.get("linear_baseline_loss")
+        free, linear = (None if v is None else -v for v in (free, linear))
+    best = _best_score(ev.get("val_history") or [], measure)
     if best is None or free is None or linear is None:
         return None
-    return "loss", -best, -free, -linear
+    return measure, best, free, linear
+
+
+def _best_score(history: list[dict[str, Any]], measure: str) -> float | None:
+    """A run's best validation score in ``measure``, oriented so that higher is better (None: none finite)."""
+    if measure == "loss":
+        losses = finite(h.get("loss") for h in history)
+        return -min(losses) if losses else None
+    scores = finite(h.get("balanced_accuracy") for h in history)
+    return max(scores) if scores else None
+
+
+def _gain_share(score: float, free: float, reference: float) -> float:
+    """``score``'s share of ``reference``'s gain over the input-free baseline ``free``."""
+    return (score - free) / (reference - free)
 
 
 def linear_share(ev: Evidence) -> float | None:
@@ -242,7 +256,7 @@ def linear_share(ev: Evidence) -> float | None:
     if scores is None or scores[3] <= scores[2]:
         return None
     _, model, free, linear = scores
-    return (model - free) / (linear - free)
+    return _gain_share(model, free, linear)
 
 
 @rule("M203")
@@ -303,15 +317,15 @@ def too_little_capacity(ev: Evidence) -> Finding | None:
     if not sizes or scores is None or best_loss is None or len(train) < 8:
         return None
     measure, model, free, linear = scores
-    if max(sizes) >= max(NARROW_UNITS, len(ev.get("features") or [])):
+    if not narrow(max(sizes), len(ev.get("features") or [])):
         return None
     twin = _twin_score(ev, measure)
     yardstick = max(linear, twin) if twin is not None else linear
     if yardstick <= free:
         return None
-    captured = (model - free) / (yardstick - free)
+    captured = _gain_share(model, free, yardstick)
     # The twin gets most of the way with the same data, loss, rate and steps: the units are what is missing.
-    twin_learns = twin is not None and (twin - free) / (yardstick - free) >= LINEAR_GAIN
+    twin_learns = twin is not None and _gain_share(twin, free, yardstick) >= LINEAR_GAIN
     q = quarter_medians(train)
     settled = q[2] > 0 and (q[2] - q[3]) / q[2] < SETTLED
     handful = _handful_share(ev)
@@ -347,12 +361,7 @@ def _twin_score(ev: Evidence, measure: str) -> float | None:
     (None: no twin, or its run broke down)."""
     if ev.get("wider_stopped") not in ("completed", "time-limit", "callback"):
         return None
-    history = ev.get("wider_val_history") or []
-    if measure == "loss":
-        losses = finite(h.get("loss") for h in history)
-        return -min(losses) if losses else None
-    scores = finite(h.get("balanced_accuracy") for h in history)
-    return max(scores) if scores else None
+    return _best_score(ev.get("wider_val_history") or [], measure)
 
 
 @rule("M204")

@@ -176,21 +176,26 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
         out.notes.append("Treatment trials were interrupted; no treatment was verified.")
         return out
     before = trial_scores(grouped["untreated"], metric, worst)
+
+    def judged(label: str, codes: list[str], change: Change, results: list[dict | None]) -> dict[str, Any] | None:
+        """A treatment's entry: its trials' metric against the untreated ones (None: too few trials finished)."""
+        after = trial_scores(results, metric, worst)
+        if len(after) < MIN_SEEDS or len(before) < MIN_SEEDS:
+            return None
+        verdict = compare(before, after, lower)
+        return {"name": label, "for": codes, "change": change, "change_text": describe(change),
+                "metric": {"name": f"val_{metric}", **verdict}, "verified": verdict["improved"],
+                "curves": {"before": _curve(grouped["untreated"]), "after": _curve(results)}, "recommended": False}
+
     entries: dict[str, dict[str, Any]] = {}
     for t, change, codes in chosen:
-        after = trial_scores(grouped[t.name], metric, worst)
-        if len(after) < MIN_SEEDS or len(before) < MIN_SEEDS:
+        entry = judged(t.name, codes, change, grouped[t.name])
+        if entry is None:
             out.complete = False
             continue
-        verdict = compare(before, after, lower)
-        entries[t.name] = {
-            "name": t.name, "for": codes, "change": change, "change_text": describe(change),
-            "metric": {"name": f"val_{metric}", **verdict}, "verified": verdict["improved"],
-            "curves": {"before": _curve(grouped["untreated"]), "after": _curve(grouped[t.name])},
-            "code": {"pytorch": t.pytorch, "keras": t.keras},
-            "seconds": float(sum(r["seconds"] for r in grouped[t.name] if r)),
-            "recommended": False,
-        }
+        entry.update(code={"pytorch": t.pytorch, "keras": t.keras},
+                     seconds=float(sum(r["seconds"] for r in grouped[t.name] if r)))
+        entries[t.name] = entry
     out.treatments = list(entries.values())
 
     def joint(prefix: str, parts: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -201,15 +206,9 @@ def treat(setup: Setup, findings: list[Finding], ev: Evidence, budget: Budget, *
             results = run([(label, apply_change(config, change))])[label]
         except KeyboardInterrupt:
             results, out.complete, out.interrupted = [], False, True
-        after = trial_scores(results, metric, worst)
-        if len(after) < MIN_SEEDS:
-            return None
-        verdict = compare(before, after, lower)
-        entry = {"name": label, "for": sorted({c for e in parts for c in e["for"]}), "change": change,
-                 "change_text": describe(change), "metric": {"name": f"val_{metric}", **verdict},
-                 "verified": verdict["improved"], "recommended": False,
-                 "curves": {"before": _curve(grouped["untreated"]), "after": _curve(results)}}
-        out.treatments.append(entry)
+        entry = judged(label, sorted({c for e in parts for c in e["for"]}), change, results)
+        if entry is not None:
+            out.treatments.append(entry)
         return entry
 
     verified = sorted((e for e in entries.values() if e["verified"]), key=lambda e: e["metric"]["relative_gain"])
